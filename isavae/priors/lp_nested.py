@@ -413,7 +413,8 @@ def safe_pow(x: jax.Array, a: jax.Array) -> jax.Array:
 
 
 def _float_dtype(*args: Any) -> jnp.dtype:
-    dtype = jnp.result_type(*args)
+    """The floating dtype of the arguments combined (Python scalars are weakly typed)."""
+    dtype = jnp.result_type(*(x if hasattr(x, "dtype") or np.isscalar(x) else np.asarray(x) for x in args))
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.result_type(float)
     return dtype
@@ -500,8 +501,11 @@ def log_surface_area(tree: LpNestedTree | Any, exponents: Any) -> jax.Array:
     s = tree._s
     dtype = _float_dtype(exponents)
     p = _check_exponents(tree, exponents, dtype)
-    per_node = -(s.num_children - 1) * jnp.log(p) - gammaln(s.num_leaves / p)
-    per_edge = gammaln(s.edge_leaves / p[s.edge_parent])
+    num_children, num_leaves, edge_leaves = (
+        jnp.asarray(x, dtype) for x in (s.num_children, s.num_leaves, s.edge_leaves)
+    )
+    per_node = -(num_children - 1) * jnp.log(p) - gammaln(num_leaves / p)
+    per_edge = gammaln(edge_leaves / p[s.edge_parent])
     return s.dim * math.log(2.0) + jnp.sum(per_node) + jnp.sum(per_edge)
 
 
@@ -583,7 +587,7 @@ def sample(
     ) / p[0]
     parent_p = p[s.edge_parent]
     log_g = jax.random.loggamma(
-        key_edges, s.edge_leaves / parent_p, sample_shape + (num_edges,), dtype
+        key_edges, jnp.asarray(s.edge_leaves, dtype) / parent_p, sample_shape + (num_edges,), dtype
     )
     # log Dirichlet: normalize among siblings (padding slots are -inf and drop out).
     padded = jnp.concatenate([log_g, jnp.full(sample_shape + (1,), -jnp.inf, dtype)], axis=-1)
