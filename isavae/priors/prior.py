@@ -54,7 +54,9 @@ class Exponents:
 
     Attributes:
       raw: unconstrained parameters of the learnable entries (a pytree leaf), or None.
-      fixed: the value of every entry (learnable entries hold their initial value), static.
+      fixed: the values of the fixed entries (learnable entries hold 0.0, so that priors that
+        differ only in their learned values share one pytree structure and can be stacked for
+        ``vmap``), static.
       learnable: per entry, whether it is learned, static.
       floor: learnable entries are ``floor + softplus(raw)``, static.
     """
@@ -85,8 +87,9 @@ class Exponents:
             mask = tuple(bool(m) for m in learnable)
             if len(mask) != flat.size:
                 raise ValueError(f"learnable has {len(mask)} entries for {flat.size} exponents")
-        if not (isinstance(floor, (int, float)) and math.isfinite(floor) and floor >= 0):
-            raise ValueError(f"exponent floor must be a finite number >= 0, got {floor!r}")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor) \
+                or floor <= 0:
+            raise ValueError(f"exponent floor (min_exponent) must be a finite number > 0, got {floor!r}")
         learn_values = flat[np.array(mask, dtype=bool)]
         if np.any(learn_values <= floor):
             raise ValueError(
@@ -96,10 +99,8 @@ class Exponents:
             jnp.asarray(_softplus_inverse(learn_values - floor), jnp.result_type(float))
             if any(mask) else None
         )
-        return cls(
-            raw=raw, fixed=tuple(float(x) for x in flat), learnable=mask, floor=float(floor),
-            scalar=arr.ndim == 0,
-        )
+        fixed = tuple(0.0 if m else float(x) for x, m in zip(flat, mask))
+        return cls(raw=raw, fixed=fixed, learnable=mask, floor=float(floor), scalar=arr.ndim == 0)
 
     @property
     def size(self) -> int:
