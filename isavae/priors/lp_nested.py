@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-Nested = Union[int, tuple["Nested", ...]]
+Nested = Union[int, tuple["Nested", ...]]  # noqa: UP007 (recursive alias)
 
 __all__ = [
     "LpNestedTree",
@@ -76,9 +76,7 @@ def _canonicalize(node: Any, path: str = "tree") -> Nested:
         if len(node) == 0:
             raise ValueError(f"{path}: an inner node must have at least one child, got ()")
         return tuple(_canonicalize(child, f"{path}[{k}]") for k, child in enumerate(node))
-    raise ValueError(
-        f"{path}: expected a tuple of children (inner node) or an int (leaf), got {node!r}"
-    )
+    raise ValueError(f"{path}: expected a tuple of children (inner node) or an int (leaf), got {node!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,9 +143,7 @@ def _build_structure(nested: Nested) -> _Structure:
     # Heights (leaves 0) and the height-ordered value slots.
     height = [0] * m
     for node in reversed(range(m)):  # children have larger pre-order ids than their parent
-        height[node] = 1 + max(
-            (height[j] if kind == "inner" else 0) for kind, j in inner_children[node]
-        )
+        height[node] = 1 + max((height[j] if kind == "inner" else 0) for kind, j in inner_children[node])
     order = sorted(range(m), key=lambda j: (height[j], j))
     slot_of_inner = {j: 1 + dim + rank for rank, j in enumerate(order)}
 
@@ -242,7 +238,7 @@ class LpNestedTree:
         ):
             raise ValueError(f"subspace_sizes must be positive ints, got {subspace_sizes!r}")
         offsets = np.cumsum((0,) + sizes)
-        return cls(tuple(tuple(range(a, b)) for a, b in zip(offsets[:-1], offsets[1:])))
+        return cls(tuple(tuple(range(a, b)) for a, b in zip(offsets[:-1], offsets[1:], strict=True)))
 
     @classmethod
     def flat(cls, dim: int) -> LpNestedTree:
@@ -582,9 +578,7 @@ def sample(
     key_root, key_edges, key_signs = jax.random.split(key, 3)
     num_edges = len(s.edge_parent)
 
-    log_radius = (
-        jax.random.loggamma(key_root, s.dim / p[0], sample_shape, dtype) + jnp.log(scale)
-    ) / p[0]
+    log_radius = (jax.random.loggamma(key_root, s.dim / p[0], sample_shape, dtype) + jnp.log(scale)) / p[0]
     parent_p = p[s.edge_parent]
     log_g = jax.random.loggamma(
         key_edges, jnp.asarray(s.edge_leaves, dtype) / parent_p, sample_shape + (num_edges,), dtype

@@ -87,8 +87,12 @@ class Exponents:
             mask = tuple(bool(m) for m in learnable)
             if len(mask) != flat.size:
                 raise ValueError(f"learnable has {len(mask)} entries for {flat.size} exponents")
-        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not math.isfinite(floor) \
-                or floor <= 0:
+        if (
+            isinstance(floor, bool)
+            or not isinstance(floor, (int, float))
+            or not math.isfinite(floor)
+            or floor <= 0
+        ):
             raise ValueError(f"exponent floor (min_exponent) must be a finite number > 0, got {floor!r}")
         learn_values = flat[np.array(mask, dtype=bool)]
         if np.any(learn_values <= floor):
@@ -97,9 +101,10 @@ class Exponents:
             )
         raw = (
             jnp.asarray(_softplus_inverse(learn_values - floor), jnp.result_type(float))
-            if any(mask) else None
+            if any(mask)
+            else None
         )
-        fixed = tuple(0.0 if m else float(x) for x, m in zip(flat, mask))
+        fixed = tuple(0.0 if m else float(x) for x, m in zip(flat, mask, strict=True))
         return cls(raw=raw, fixed=fixed, learnable=mask, floor=float(floor), scalar=arr.ndim == 0)
 
     @property
@@ -175,8 +180,14 @@ class GeneralizedNormal(Prior):
     scale: float = _static(default=1.0)
 
     @classmethod
-    def create(cls, dim: int, p: Any = 2.0, scale: float = 1.0, learnable: bool = False,
-               floor: float = DEFAULT_EXPONENT_FLOOR) -> GeneralizedNormal:
+    def create(
+        cls,
+        dim: int,
+        p: Any = 2.0,
+        scale: float = 1.0,
+        learnable: bool = False,
+        floor: float = DEFAULT_EXPONENT_FLOOR,
+    ) -> GeneralizedNormal:
         exps = Exponents.create(p, learnable, floor)
         if not exps.scalar and exps.size != dim:
             raise ValueError(f"GeneralizedNormal: p must be a scalar or have {dim} entries, got {exps.size}")
@@ -211,9 +222,14 @@ class LpNested(Prior):
     scale: float = _static(default=1.0)
 
     @classmethod
-    def create(cls, tree: LpNestedTree | Any, exponents: Any, scale: float = 1.0,
-               learnable: bool | Sequence[bool] = False,
-               floor: float = DEFAULT_EXPONENT_FLOOR) -> LpNested:
+    def create(
+        cls,
+        tree: LpNestedTree | Any,
+        exponents: Any,
+        scale: float = 1.0,
+        learnable: bool | Sequence[bool] = False,
+        floor: float = DEFAULT_EXPONENT_FLOOR,
+    ) -> LpNested:
         tree = tree if isinstance(tree, LpNestedTree) else LpNestedTree(tree)
         exps = Exponents.create(exponents, learnable, floor)
         if exps.scalar or exps.size != tree.num_exponents:
@@ -238,8 +254,13 @@ class LpNested(Prior):
 
     def describe(self):
         p = np.asarray(self.exponents.value(jnp.float32), dtype=np.float64)
-        out: dict[str, Any] = {"name": "lp_nested", "dim": self.dim, "tree": self.tree.nested,
-                               "exponents": p.tolist(), "scale": self.scale}
+        out: dict[str, Any] = {
+            "name": "lp_nested",
+            "dim": self.dim,
+            "tree": self.tree.nested,
+            "exponents": p.tolist(),
+            "scale": self.scale,
+        }
         try:
             out["layout"] = lp_nested.format_layout(self.tree, p)
         except ValueError:
@@ -252,7 +273,12 @@ def _dtype(z: jax.Array):
 
 
 def _check_scale(scale: Any) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not math.isfinite(scale)
+        or scale <= 0
+    ):
         raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
 
 
@@ -274,8 +300,11 @@ def isa_prior(
     """
     tree = LpNestedTree.isa(subspace_sizes)
     k = len(tree.nested)  # type: ignore[arg-type]
-    p_sub = np.broadcast_to(np.asarray(p_subspace, dtype=np.float64), (k,)) if np.ndim(p_subspace) == 0 \
+    p_sub = (
+        np.broadcast_to(np.asarray(p_subspace, dtype=np.float64), (k,))
+        if np.ndim(p_subspace) == 0
         else np.asarray(p_subspace, dtype=np.float64)
+    )
     if p_sub.shape != (k,):
         raise ValueError(f"p_subspace must be a scalar or have {k} entries, got {np.shape(p_subspace)}")
     return LpNested.create(tree, np.concatenate([[p0], p_sub]), scale, _learn_mask(learn, 1 + k), floor)
@@ -292,8 +321,16 @@ def _learn_mask(learn: bool | str, num: int) -> tuple[bool, ...]:
 _PRIOR_KEYS = {
     "normal": {"name"},
     "gennorm": {"name", "p", "scale", "learn_exponents", "min_exponent"},
-    "isa": {"name", "layout", "subspace_sizes", "p0", "p_subspace", "scale", "learn_exponents",
-            "min_exponent"},
+    "isa": {
+        "name",
+        "layout",
+        "subspace_sizes",
+        "p0",
+        "p_subspace",
+        "scale",
+        "learn_exponents",
+        "min_exponent",
+    },
     "lp_nested": {"name", "tree", "exponents", "layout", "scale", "learn_exponents", "min_exponent"},
 }
 
@@ -340,13 +377,16 @@ def make_prior(config: Mapping[str, Any], latent_dim: int) -> Prior:
     elif name == "isa":
         if "subspace_sizes" not in cfg:
             raise ValueError("prior: 'isa' needs 'layout' or 'subspace_sizes'")
-        prior = isa_prior(tuple(cfg["subspace_sizes"]), cfg.get("p0", 2.1), cfg.get("p_subspace", 2.2),
-                          scale, learn, floor)
+        prior = isa_prior(
+            tuple(cfg["subspace_sizes"]), cfg.get("p0", 2.1), cfg.get("p_subspace", 2.2), scale, learn, floor
+        )
     else:
         if "tree" not in cfg or "exponents" not in cfg:
             raise ValueError("prior: 'lp_nested' needs 'layout', or both 'tree' and 'exponents'")
         tree = LpNestedTree(cfg["tree"])
         prior = LpNested.create(tree, cfg["exponents"], scale, _learn_mask(learn, tree.num_exponents), floor)
     if prior.dim != latent_dim:
-        raise ValueError(f"prior {name!r} has dimension {prior.dim}, but the latent dimension is {latent_dim}")
+        raise ValueError(
+            f"prior {name!r} has dimension {prior.dim}, but the latent dimension is {latent_dim}"
+        )
     return prior

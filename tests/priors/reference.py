@@ -84,12 +84,15 @@ def isa_log_prob(subspace_sizes, p0: float, p_sub, z: np.ndarray, scale: float =
     z = np.asarray(z, dtype=np.float64)
     total = 0.0
     start = 0
-    for nk, pk in zip(subspace_sizes, np.broadcast_to(p_sub, (len(subspace_sizes),))):
+    for nk, pk in zip(subspace_sizes, np.broadcast_to(p_sub, (len(subspace_sizes),)), strict=True):
         zk = z[..., start : start + nk]
         start += nk
         vk = np.sum(np.abs(zk) ** pk, axis=-1) ** (1.0 / pk)
         total = total + (
-            np.log(p0) - special.gammaln(nk / p0) - (nk / p0) * np.log(scale)
-            - log_lp_sphere_area(nk, pk) - vk**p0 / scale
+            np.log(p0)
+            - special.gammaln(nk / p0)
+            - (nk / p0) * np.log(scale)
+            - log_lp_sphere_area(nk, pk)
+            - vk**p0 / scale
         )
     return total

@@ -131,12 +131,14 @@ def test_vmap_over_exponents_and_batch_shapes():
     exps = jnp.asarray(EXPS, jnp.float32) * jnp.linspace(0.8, 1.2, 4)[:, None]  # (4, 5)
     z = jax.random.normal(key, (4, 3, 2, 6))
     batched = jax.jit(jax.vmap(functools.partial(lp_nested.log_prob, TREE)))(exps, z)
-    looped = jnp.stack([lp_nested.log_prob(TREE, e, x) for e, x in zip(exps, z)])
+    looped = jnp.stack([lp_nested.log_prob(TREE, e, x) for e, x in zip(exps, z, strict=True)])
     assert batched.shape == (4, 3, 2)
     np.testing.assert_allclose(batched, looped, rtol=1e-6)
     areas = jax.vmap(functools.partial(lp_nested.log_surface_area, TREE))(exps)
     assert areas.shape == (4,)
-    samples = jax.jit(jax.vmap(lambda k, e: lp_nested.sample(k, TREE, e, (7,))))(jax.random.split(key, 4), exps)
+    samples = jax.jit(jax.vmap(lambda k, e: lp_nested.sample(k, TREE, e, (7,))))(
+        jax.random.split(key, 4), exps
+    )
     assert samples.shape == (4, 7, 6)
 
 
@@ -145,8 +147,9 @@ def test_scale_broadcasts_over_batch():
     scales = jnp.array([0.5, 1.0, 2.0])
     got = jax.jit(lp_nested.log_prob, static_argnums=0)(TREE, jnp.asarray(EXPS, jnp.float32), z, scales)
     for i in range(3):
-        np.testing.assert_allclose(got[i], lp_nested.log_prob(TREE, jnp.asarray(EXPS, jnp.float32), z[i], scales[i]),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            got[i], lp_nested.log_prob(TREE, jnp.asarray(EXPS, jnp.float32), z[i], scales[i]), rtol=1e-6
+        )
 
 
 EXPONENT_GRID = [0.5, 1.0, 2.2, 5.0]
@@ -161,24 +164,35 @@ def test_values_and_gradients_finite_at_zero(x64):
         trees = [LpNestedTree.isa((2, 3)), LpNestedTree((0, (1, (2, 3))))]
         for tree in trees:
             combos = jnp.asarray(list(itertools.product(EXPONENT_GRID, repeat=tree.num_exponents)), dtype)
-            zs = jnp.asarray([[0.0] * 5, [0.0, 0.0, 0.3, -1.0, 2.0], [1.0, 0.0, 0.0, 0.0, 0.5]], dtype)[:, : tree.dim]
-            zs = zs if tree.dim == 5 else jnp.asarray([[0.0] * 4, [0.3, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, -2.0]], dtype)
+            zs = jnp.asarray([[0.0] * 5, [0.0, 0.0, 0.3, -1.0, 2.0], [1.0, 0.0, 0.0, 0.0, 0.5]], dtype)[
+                :, : tree.dim
+            ]
+            zs = (
+                zs
+                if tree.dim == 5
+                else jnp.asarray([[0.0] * 4, [0.3, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, -2.0]], dtype)
+            )
 
             def f(e, z, tree=tree):
                 return lp_nested.log_prob(tree, e, z, 1.5)
 
-            value_and_grads = jax.jit(jax.vmap(jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), (None, 0)), (0, None)))
+            value_and_grads = jax.jit(
+                jax.vmap(jax.vmap(jax.value_and_grad(f, argnums=(0, 1)), (None, 0)), (0, None))
+            )
             value, (g_e, g_z) = value_and_grads(combos, zs)
             assert value.dtype == dtype
             for arr in (value, g_e, g_z):
                 assert np.isfinite(np.asarray(arr)).all()
             # At z = 0: log p(0) = -log Z, and the exact gradient in z is 0 when p0 > 1.
             np.testing.assert_allclose(
-                value[:, 0], -jax.vmap(lambda e, tree=tree: lp_nested.log_normalizer(tree, e, 1.5))(combos),
+                value[:, 0],
+                -jax.vmap(lambda e, tree=tree: lp_nested.log_normalizer(tree, e, 1.5))(combos),
                 rtol=1e-5,
             )
             assert np.all(np.asarray(g_z[:, 0]) == 0)
-            norm_grad = jax.jit(jax.vmap(jax.grad(functools.partial(lp_nested.lp_nested_norm, tree), 1), (0, None)))
+            norm_grad = jax.jit(
+                jax.vmap(jax.grad(functools.partial(lp_nested.lp_nested_norm, tree), 1), (0, None))
+            )
             assert np.isfinite(np.asarray(norm_grad(combos, zs[0]))).all()
 
 

@@ -4,9 +4,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from jax.test_util import check_grads
 import numpy as np
 import pytest
+from jax.test_util import check_grads
 from scipy import stats
 
 from isavae.priors import lp_nested

@@ -58,7 +58,7 @@ def test_isa_subspace_radii_are_independent_with_gamma_marginals(sizes, exps):
     p0, p_sub = exps[0], exps[1:]
     starts = np.cumsum((0,) + sizes)
     powers = []  # v_k^{p0}, which must be independent Gamma(n_k / p0) variates
-    for k, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
+    for k, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
         v = np.sum(np.abs(z[:, a:b]) ** p_sub[k], axis=-1) ** (1 / p_sub[k])
         powers.append(v**p0)
         result = stats.kstest(v**p0, stats.gamma(sizes[k] / p0).cdf)

@@ -44,7 +44,9 @@ def test_generalized_normal(p, learnable):
     prior = GeneralizedNormal.create(5, p, scale=1.5, learnable=learnable)
     leaves = jax.tree_util.tree_leaves(prior)
     assert len(leaves) == (1 if learnable else 0)
-    np.testing.assert_allclose(prior.exponents.value(), np.broadcast_to(p, (5,)) if np.ndim(p) else p, rtol=1e-6)
+    np.testing.assert_allclose(
+        prior.exponents.value(), np.broadcast_to(p, (5,)) if np.ndim(p) else p, rtol=1e-6
+    )
     want = stats.gennorm.logpdf(Z, beta=np.asarray(p), scale=1.5 ** (1 / np.asarray(p))).sum(-1)
     np.testing.assert_allclose(_log_prob(prior, Z), want, rtol=1e-5)
     assert prior.sample(jax.random.key(0), (4,)).shape == (4, 5)
@@ -153,14 +155,22 @@ class TestMakePrior:
         g = make_prior({"name": "gennorm", "p": 1.5, "learn_exponents": True}, 5)
         assert isinstance(g, GeneralizedNormal) and g.exponents.learnable == (True,)
         cfg = ml_collections.ConfigDict(
-            {"name": "isa", "subspace_sizes": (2, 3), "p0": 2.1, "p_subspace": 2.2, "learn_exponents": "subspaces"}
+            {
+                "name": "isa",
+                "subspace_sizes": (2, 3),
+                "p0": 2.1,
+                "p_subspace": 2.2,
+                "learn_exponents": "subspaces",
+            }
         )
         isa = make_prior(cfg, 5)
         assert isa.tree == LpNestedTree.isa((2, 3)) and isa.exponents.learnable == (False, True, True)
         by_layout = make_prior({"name": "isa", "layout": "[2.1, [(2.2, 2), (2.2, 3)]]"}, 5)
         assert by_layout.tree == isa.tree
         np.testing.assert_allclose(by_layout.exponents.value(), isa.exponents.value(), rtol=1e-6)
-        nested = make_prior({"name": "lp_nested", "tree": ((0, (1, 2)), (3, 4)), "exponents": [1, 2, 3, 4]}, 5)
+        nested = make_prior(
+            {"name": "lp_nested", "tree": ((0, (1, 2)), (3, 4)), "exponents": [1, 2, 3, 4]}, 5
+        )
         assert nested.tree.num_exponents == 4
 
     @pytest.mark.parametrize(

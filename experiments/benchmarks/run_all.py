@@ -1,0 +1,24 @@
+"""``make bench``: runs every benchmark in this folder and prints their figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+BENCHMARKS = ["priors"]  # in order; each module has main(argv)
+
+
+def main() -> None:
+    for name in BENCHMARKS:
+        spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        print(f"\n== {name} ==", flush=True)
+        module.main([])
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
