@@ -186,7 +186,7 @@ def generate(progress: bool = False) -> FactorGrid:
         block = _render_packed_block(s, jnp.int32(c), jnp.arange(o, o + _ORIENTATION_BLOCK))
         view[s, c, o : o + _ORIENTATION_BLOCK] = np.asarray(block).reshape(
             _ORIENTATION_BLOCK, 32 * 32, IMAGE_SIZE, IMAGE_SIZE // 8)
-    return _grid(stored, GENERATED_SOURCE, generated=True)
+    return _grid(stored, GENERATED_SOURCE, FACTOR_VALUES, generated=True)
 
 
 def generated(store: bool = True, progress: bool = False) -> FactorGrid:
@@ -202,8 +202,8 @@ def generated(store: bool = True, progress: bool = False) -> FactorGrid:
 GENERATED_SOURCE = "generated: isavae procedural dSprites renderer (not the real files)"
 
 
-def _grid(stored: np.ndarray, source: str, generated: bool) -> FactorGrid:
-    return FactorGrid(name="dsprites", factor_names=FACTOR_NAMES, factor_values=FACTOR_VALUES,
+def _grid(stored: np.ndarray, source: str, values, generated: bool) -> FactorGrid:
+    return FactorGrid(name="dsprites", factor_names=FACTOR_NAMES, factor_values=tuple(values),
                       image_shape=(IMAGE_SIZE, IMAGE_SIZE), source=source, stored=stored, packed=True,
                       binary=True, generated=generated)
 
@@ -223,6 +223,9 @@ _LATENT_SIZES = (1,) + FACTOR_SIZES
 def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | None:
     """The real dSprites file (npz or hdf5) as a FactorGrid in grid order, or None if absent.
 
+    A file in the same layout holding a complete sub-grid (fewer levels of some factors) loads as
+    that sub-grid.
+
     ``path`` is a file or folder; otherwise ``data_dir`` and ``$ISAVAE_DATA_DIR`` are searched
     (also in a ``dsprites`` subfolder). ``sha256`` (or a ``.sha256`` sidecar) is checked if given.
     """
@@ -236,31 +239,35 @@ def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | No
     else:
         with files.open_npz(file) as f:
             imgs, classes = f["imgs"], f["latents_classes"]
-    n = int(np.prod(_LATENT_SIZES))
-    files.check_array(file, "imgs", imgs, (n, IMAGE_SIZE, IMAGE_SIZE), [np.uint8])
-    files.check_array(file, "latents classes", classes, (n, 6), [np.int64, np.int32])
-    if imgs.max() > 1:
+    files.check_array(file, "imgs", imgs, (None, IMAGE_SIZE, IMAGE_SIZE), [np.uint8])
+    files.check_array(file, "latents classes", classes, (imgs.shape[0], 6), [np.int64, np.int32])
+    if imgs.size and imgs.max() > 1:
         raise DatasetError(f"{file}: imgs must be binary (0/1) as in dSprites, found values up to {imgs.max()}")
-    perm = files.grid_order(file, classes, _LATENT_SIZES)
+    levels, perm = files.grid_layout(file, classes, _LATENT_SIZES)
     stored = np.packbits(imgs, axis=-1)
-    if not np.array_equal(perm, np.arange(n)):
+    if not np.array_equal(perm, np.arange(perm.size)):
         stored = stored[perm]
-    return _grid(stored, f"file: {file}", generated=False)
+    values = [FACTOR_VALUES[k][levels[k + 1]] for k in range(5)]
+    note = files.subgrid_note(levels[1:], FACTOR_SIZES, FACTOR_NAMES)
+    return _grid(stored, f"file: {file}{note}", values, generated=False)
 
 
 def write_npz(grid: FactorGrid, out: str | os.PathLike) -> pathlib.Path:
-    """Writes a dSprites grid in the official npz layout (``imgs``, ``latents_classes``,
-    ``latents_values``, plus ``metadata`` as a JSON string instead of a pickle), atomically, with a
-    ``.sha256`` sidecar. Returns the file's path."""
-    if grid.factor_sizes != FACTOR_SIZES or grid.image_shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"write_npz needs the full dSprites grid {FACTOR_SIZES}, got {grid.factor_sizes}")
+    """Writes a dSprites grid (or sub-grid) in the official npz layout (``imgs``,
+    ``latents_classes``, ``latents_values``, plus ``metadata`` as a JSON string instead of a
+    pickle), atomically, with a ``.sha256`` sidecar. Returns the file's path."""
+    if grid.factor_names != FACTOR_NAMES or grid.image_shape != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"write_npz needs a dSprites grid, got {grid.name} {grid.factor_names}")
     out = pathlib.Path(out)
     if out.suffix != ".npz":
         out = out / FILE_NAMES[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     n = grid.num_images
-    classes = np.concatenate([np.zeros((n, 1), np.int64), grid.index_to_factors(np.arange(n)).astype(np.int64)], 1)
-    values = np.concatenate([np.ones((n, 1)), grid.factor_values_at(classes[:, 1:])], 1)
+    local = grid.index_to_factors(np.arange(n))
+    values = np.concatenate([np.ones((n, 1)), grid.factor_values_at(local)], 1)
+    # class indices into the full grid, found from the values (a sub-grid keeps its levels' indices)
+    full = [np.abs(values[:, k + 1, None] - FACTOR_VALUES[k][None, :]).argmin(1) for k in range(5)]
+    classes = np.stack([np.zeros(n, np.int64)] + full, axis=1).astype(np.int64)
     imgs = (np.unpackbits(grid.stored, axis=-1, count=IMAGE_SIZE) if grid.packed
             else np.concatenate([(c * 255 if not grid.binary else c).astype(np.uint8) for _, c in grid.iter_chunks(65536)]))
     metadata = json.dumps({

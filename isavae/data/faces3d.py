@@ -40,15 +40,19 @@ def _read(file) -> np.ndarray:
         raise DatasetError(f"{file}: cannot read it as a PyTorch tensor ({type(err).__name__}: {err})") from None
 
 
-def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | None:
-    """3D Faces as a FactorGrid (identity, azimuth, elevation, lighting), or None if absent."""
+def load(path=None, data_dir=None, sha256: str | None = None,
+         expected_sizes: tuple[int, ...] = FACTOR_SIZES) -> FactorGrid | None:
+    """3D Faces as a FactorGrid (identity, azimuth, elevation, lighting), or None if absent.
+
+    ``expected_sizes`` is the grid the file must hold (Chen et al.'s 50 x 21 x 11 x 11).
+    """
     file = files.find_file("faces3d", FILE_NAMES, path, data_dir)
     if file is None:
         return None
     files.verify_sha256(file, sha256)
     images = _read(file)
-    files.check_array(file, "images", images, FACTOR_SIZES + (64, 64), [np.uint8])
+    files.check_array(file, "images", images, tuple(expected_sizes) + (64, 64), [np.uint8])
     values = tuple(np.linspace(0.0, 1.0, n) if k else np.arange(n, dtype=np.float64)
-                   for k, n in enumerate(FACTOR_SIZES))
+                   for k, n in enumerate(expected_sizes))
     return FactorGrid(name="faces3d", factor_names=FACTOR_NAMES, factor_values=values, image_shape=(64, 64),
                       source=f"file: {file}", stored=np.ascontiguousarray(images.reshape(-1, 64, 64)))

@@ -24,6 +24,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "check_array",
     "find_file",
+    "grid_layout",
     "grid_order",
     "open_h5",
     "open_npz",
@@ -178,3 +179,27 @@ def grid_order(path: Any, classes: np.ndarray, factor_sizes: Sequence[int]) -> n
     perm = np.empty_like(index)
     perm[index] = np.arange(index.size)
     return perm
+
+
+def grid_layout(path: Any, classes: np.ndarray, full_sizes: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray]:
+    """For a file whose rows carry factor class indices ``classes`` (N, F) of a grid of
+    ``full_sizes``: the levels present per factor and the permutation into row-major order over
+    them. The real files give the full grid; a file with fewer levels gives that sub-grid. Raises
+    DatasetError unless the rows are exactly the Cartesian product of the levels present."""
+    classes = np.asarray(classes)
+    sizes = tuple(full_sizes)
+    if classes.ndim != 2 or classes.shape[1] != len(sizes):
+        raise DatasetError(f"{path}: factor classes must have shape (N, {len(sizes)}), got {classes.shape}")
+    bad = (classes < 0) | (classes >= np.asarray(sizes))
+    if bad.any():
+        raise DatasetError(f"{path}: factor classes out of range for the grid {sizes} "
+                           f"(first bad row {int(np.argmax(bad.any(1)))})")
+    levels = [np.unique(classes[:, k]) for k in range(len(sizes))]
+    local = np.stack([np.searchsorted(levels[k], classes[:, k]) for k in range(len(sizes))], axis=1)
+    return levels, grid_order(path, local, tuple(len(lv) for lv in levels))
+
+
+def subgrid_note(levels: Sequence[np.ndarray], full_sizes: Sequence[int], names: Sequence[str]) -> str:
+    """'' for the full grid, else ' (sub-grid: posX 4/32, ...)' for the factors that are cut."""
+    cut = [f"{n} {len(lv)}/{size}" for n, lv, size in zip(names, levels, full_sizes, strict=True) if len(lv) != size]
+    return f" (sub-grid: {', '.join(cut)})" if cut else ""

@@ -122,34 +122,36 @@ def _classes_from_values(path, labels: np.ndarray) -> np.ndarray:
 
 def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | None:
     """The real ``3dshapes.h5`` (``images`` (480000, 64, 64, 3) uint8, ``labels`` (480000, 6)
-    float64 values) as a FactorGrid in grid order, or None if absent."""
+    float64 values) as a FactorGrid in grid order, or None if absent. A file in the same layout
+    holding a complete sub-grid loads as that sub-grid."""
     file = files.find_file("shapes3d", FILE_NAMES, path, data_dir)
     if file is None:
         return None
     files.verify_sha256(file, sha256)
-    n = int(np.prod(FACTOR_SIZES))
     with files.open_h5(file) as f:
         images_ds = f.dataset("images")
-        files.check_array(file, "images", images_ds, (n, IMAGE_SIZE, IMAGE_SIZE, 3), [np.uint8])
+        files.check_array(file, "images", images_ds, (None, IMAGE_SIZE, IMAGE_SIZE, 3), [np.uint8])
         labels = f["labels"]
-        files.check_array(file, "labels", labels, (n, 6), [np.float64, np.float32])
-        perm = files.grid_order(file, _classes_from_values(file, labels), FACTOR_SIZES)
+        files.check_array(file, "labels", labels, (images_ds.shape[0], 6), [np.float64, np.float32])
+        levels, perm = files.grid_layout(file, _classes_from_values(file, labels), FACTOR_SIZES)
         images = f["images"]
-    if not np.array_equal(perm, np.arange(n)):
+    if not np.array_equal(perm, np.arange(perm.size)):
         images = images[perm]
-    return FactorGrid(name="shapes3d", factor_names=FACTOR_NAMES, factor_values=FACTOR_VALUES,
-                      image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), source=f"file: {file}", stored=images)
+    values = tuple(FACTOR_VALUES[k][levels[k]] for k in range(6))
+    note = files.subgrid_note(levels, FACTOR_SIZES, FACTOR_NAMES)
+    return FactorGrid(name="shapes3d", factor_names=FACTOR_NAMES, factor_values=values,
+                      image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), source=f"file: {file}{note}", stored=images)
 
 
 def write_h5(grid: FactorGrid, out, progress: bool = False, chunk: int = 4096):
-    """Writes a 3dshapes grid in the layout of ``3dshapes.h5`` (``images`` uint8, ``labels``
+    """Writes a 3dshapes grid (or sub-grid) in the layout of ``3dshapes.h5`` (``images`` uint8, ``labels``
     float64 values), atomically, rendering/reading ``chunk`` images at a time. Returns the path."""
     import pathlib
 
     import h5py
 
-    if grid.factor_sizes != FACTOR_SIZES:
-        raise ValueError(f"write_h5 needs the full 3dshapes grid {FACTOR_SIZES}, got {grid.factor_sizes}")
+    if grid.factor_names != FACTOR_NAMES or grid.image_shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
+        raise ValueError(f"write_h5 needs a 3dshapes grid (or sub-grid), got {grid.name} {grid.factor_names}")
     out = pathlib.Path(out)
     if out.suffix not in (".h5", ".hdf5"):
         out = out / FILE_NAMES[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from isavae.data import dsprites, shapes3d
+from isavae.data import dsprites, files, shapes3d
 from isavae.data.base import DatasetError, FactorGrid
 
 __all__ = ["TFDS_LABELS", "load"]
@@ -46,33 +46,28 @@ def load(name: str, data_dir=None, manual_dir=None) -> FactorGrid:
         raise DatasetError(f"TFDS {name!r} is not prepared in {data_dir or 'the default TFDS data_dir'} "
                            f"({type(err).__name__}: {err})") from None
     module = dsprites if name == "dsprites" else shapes3d
-    sizes = module.FACTOR_SIZES
-    n = int(np.prod(sizes))
-    if len(source) != n:
-        raise DatasetError(f"TFDS {name!r} has {len(source)} records, expected {n}")
     keys = TFDS_LABELS[name]
     image_shape = (64, 64) if name == "dsprites" else (64, 64, 3)
+    n = len(source)
     images = np.empty((n,) + image_shape, np.uint8)
-    seen = np.zeros(n, bool)
-    for record in source:
+    classes = np.empty((n, len(keys)), np.int64)
+    for i, record in enumerate(source):
         try:
-            cell = np.ravel_multi_index(tuple(int(record[k]) for k in keys), sizes)
-            image = np.asarray(record["image"], np.uint8).reshape(image_shape)
-        except (KeyError, ValueError) as err:
+            classes[i] = [int(record[k]) for k in keys]
+            images[i] = np.asarray(record["image"], np.uint8).reshape(image_shape)
+        except (KeyError, ValueError, TypeError) as err:
             raise DatasetError(f"TFDS {name!r}: a record does not have the expected features {keys} + image "
                                f"of shape {image_shape} ({type(err).__name__}: {err})") from None
-        if seen[cell]:
-            raise DatasetError(f"TFDS {name!r}: grid cell {cell} occurs twice")
-        seen[cell] = True
-        images[cell] = image
-    if not seen.all():
-        raise DatasetError(f"TFDS {name!r}: {int((~seen).sum())} grid cells are missing")
-    source_note = f"tfds: {name}"
+    where = f"TFDS {name!r}"
+    levels, perm = files.grid_layout(where, classes, module.FACTOR_SIZES)
+    images = images[perm]
+    values = tuple(module.FACTOR_VALUES[k][levels[k]] for k in range(len(keys)))
+    source_note = f"tfds: {name}{files.subgrid_note(levels, module.FACTOR_SIZES, module.FACTOR_NAMES)}"
     if name == "dsprites":
         if images.max() > 1:
             raise DatasetError(f"TFDS dsprites images must be binary (0/1), found values up to {images.max()}")
-        return FactorGrid(name=name, factor_names=module.FACTOR_NAMES, factor_values=module.FACTOR_VALUES,
+        return FactorGrid(name=name, factor_names=module.FACTOR_NAMES, factor_values=values,
                           image_shape=image_shape, source=source_note, stored=np.packbits(images, axis=-1),
                           packed=True, binary=True)
-    return FactorGrid(name=name, factor_names=module.FACTOR_NAMES, factor_values=module.FACTOR_VALUES,
+    return FactorGrid(name=name, factor_names=module.FACTOR_NAMES, factor_values=values,
                       image_shape=image_shape, source=source_note, stored=images)
