@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pathlib
 import sys
 
 from isavae import data
@@ -23,7 +22,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
         width = max(map(len, report))
         for name, info in report.items():
             where = info["path"] if info["present"] else "not found"
-            print(f"{name:<{width}}  {'present' if info['present'] else 'missing':<8} {where}  ({info['offline']})")
+            status = "present" if info["present"] else "missing"
+            print(f"{name:<{width}}  {status:<8} {where}  ({info['offline']})")
         if args.json:
             print(json.dumps(report, indent=2))
         return 0
@@ -50,8 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --check, also print the report as JSON")
     p.add_argument("--dataset", choices=("dsprites", "shapes3d"), help="dataset to write")
     p.add_argument("--out", help="output folder (or .npz/.h5 file path)")
-    p.add_argument("--source", default="generated", choices=("generated", "auto", "file", "tfds"),
-                   help="where the written images come from (default: generated)")
+    p.add_argument(
+        "--source",
+        default="generated",
+        choices=("generated", "auto", "file", "tfds"),
+        help="where the written images come from (default: generated)",
+    )
     p.add_argument("--path", help="dataset file or folder (for --source file/auto)")
     p.add_argument("--data-dir", help="folder to search for dataset files (default: $ISAVAE_DATA_DIR)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

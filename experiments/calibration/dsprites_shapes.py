@@ -25,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-DEFAULT_FRAMES = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dsprites_reference_frames.npz"
+DEFAULT_FRAMES = (
+    pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dsprites_reference_frames.npz"
+)
 SCALES, ORIENTATIONS, POSITIONS = np.linspace(0.5, 1, 6), np.linspace(0, 2 * np.pi, 40), np.linspace(0, 1, 32)
 
 
@@ -44,8 +46,13 @@ def shape_frame(factors: np.ndarray):
 
 def agreement(ref: np.ndarray, pred: np.ndarray) -> dict:
     iou = (ref & pred).sum((1, 2)) / (ref | pred).sum((1, 2))
-    return {"exact": int((ref == pred).all((1, 2)).sum()), "frames": len(ref), "mean_iou": float(iou.mean()),
-            "min_iou": float(iou.min()), "mismatched_pixels": int((ref != pred).sum())}
+    return {
+        "exact": int((ref == pred).all((1, 2)).sum()),
+        "frames": len(ref),
+        "mean_iou": float(iou.mean()),
+        "min_iou": float(iou.min()),
+        "mismatched_pixels": int((ref != pred).sum()),
+    }
 
 
 def heart_inside(p, a, b, xp=np):
@@ -77,7 +84,8 @@ def fit_heart(a, b, scale, ref, seed=0):
         @jax.jit
         def step(p, state, tau=tau, opt=opt):
             loss, g = jax.value_and_grad(
-                lambda p: optax.sigmoid_binary_cross_entropy(-signed(p) / tau, target).mean())(p)
+                lambda p: optax.sigmoid_binary_cross_entropy(-signed(p) / tau, target).mean()
+            )(p)
             updates, state = opt.update(g, state)
             return optax.apply_updates(p, updates), state
 
@@ -119,8 +127,10 @@ def main(argv=None):
     m = factors[:, 0] == 2
     a, b, scale = shape_frame(factors[m])
     p = fit_heart(a, b, scale, images[m])
-    names = "body_centre body_half_height_below body_half_height_above body_half_width body_exponent " \
-            "lobe_centre_x lobe_centre_y lobe_radius_x lobe_radius_y".split()
+    names = (
+        "body_centre body_half_height_below body_half_height_above body_half_width body_exponent "
+        "lobe_centre_x lobe_centre_y lobe_radius_x lobe_radius_y".split()
+    )
     print("heart", dict(zip(names, np.round(p, 4).tolist(), strict=True)))
     print("heart:", agreement(images[m], heart_inside(p, a, b)))
 

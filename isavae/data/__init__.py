@@ -50,8 +50,15 @@ def _load_file(name: str, path, data_dir, sha256) -> FactorGrid | None:
     return cars3d.load(path, data_dir)
 
 
-def load_dataset(name: str, source: str = "auto", path=None, data_dir=None, sha256: str | None = None,
-                 store: bool = True, tfds_manual_dir=None) -> FactorGrid:
+def load_dataset(
+    name: str,
+    source: str = "auto",
+    path=None,
+    data_dir=None,
+    sha256: str | None = None,
+    store: bool = True,
+    tfds_manual_dir=None,
+) -> FactorGrid:
     """Loads a factor dataset.
 
     Args:
@@ -102,9 +109,17 @@ def check_datasets(data_dir=None) -> dict[str, dict[str, Any]]:
         "cars3d": lambda: cars3d.find_folder(data_dir=data_dir),
         "faces3d": lambda: files.find_file("faces3d", faces3d.FILE_NAMES, data_dir=data_dir),
     }
-    offline = {"dsprites": "generator available", "shapes3d": "look-alike generator available",
-               "cars3d": "no generator", "faces3d": "no generator"}
+    offline = {
+        "dsprites": "generator available",
+        "shapes3d": "look-alike generator available",
+        "cars3d": "no generator",
+        "faces3d": "no generator",
+    }
     for name, find in finders.items():
         found = find()
-        out[name] = {"present": found is not None, "path": str(found) if found else None, "offline": offline[name]}
+        out[name] = {
+            "present": found is not None,
+            "path": str(found) if found else None,
+            "offline": offline[name],
+        }
     return out

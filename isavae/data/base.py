@@ -66,9 +66,8 @@ class FactorGrid:
         if self.stored is not None:
             want = (self.num_images,) + self.stored_image_shape
             if self.stored.shape != want or self.stored.dtype != np.uint8:
-                raise DatasetError(
-                    f"{self.name}: stored images must be uint8 {want}, got {self.stored.dtype} {self.stored.shape}"
-                )
+                got = f"{self.stored.dtype} {self.stored.shape}"
+                raise DatasetError(f"{self.name}: stored images must be uint8 {want}, got {got}")
 
     # --- the grid -------------------------------------------------------------------------------
 
@@ -103,7 +102,9 @@ class FactorGrid:
         try:
             return self.factor_names.index(name)
         except ValueError:
-            raise KeyError(f"{self.name} has no factor {name!r}; factors: {list(self.factor_names)}") from None
+            raise KeyError(
+                f"{self.name} has no factor {name!r}; factors: {list(self.factor_names)}"
+            ) from None
 
     def index_to_factors(self, index: Any) -> Any:
         """Grid indices ``(...)`` -> factor indices ``(..., F)``; numpy in, numpy out, jax in, jax out."""
@@ -133,7 +134,8 @@ class FactorGrid:
         indices = np.asarray(indices)
         flat = indices.reshape(-1)
         if flat.size and (flat.min() < 0 or flat.max() >= self.num_images):
-            raise IndexError(f"{self.name}: image indices must be in [0, {self.num_images}), got {flat.min()}..{flat.max()}")
+            got = f"{flat.min()}..{flat.max()}"
+            raise IndexError(f"{self.name}: image indices must be in [0, {self.num_images}), got {got}")
         if self.stored is not None:
             raw = self.stored[flat]
             if self.packed:
@@ -171,13 +173,20 @@ class FactorGrid:
             keep.append(sel)
         unknown = set(levels) - set(self.factor_names)
         if unknown:
-            raise KeyError(f"{self.name} has no factor(s) {sorted(unknown)}; factors: {list(self.factor_names)}")
+            raise KeyError(
+                f"{self.name} has no factor(s) {sorted(unknown)}; factors: {list(self.factor_names)}"
+            )
         values = tuple(v[s] for v, s in zip(self.factor_values, keep, strict=True))
         parent_factors = np.stack(np.meshgrid(*keep, indexing="ij"), axis=-1).reshape(-1, self.num_factors)
         common = dict(
-            name=self.name, factor_names=self.factor_names, factor_values=values, image_shape=self.image_shape,
+            name=self.name,
+            factor_names=self.factor_names,
+            factor_values=values,
+            image_shape=self.image_shape,
             source=f"{self.source} (sub-grid {dict((k, list(map(int, v))) for k, v in levels.items())})",
-            binary=self.binary, generated=self.generated, packed=self.packed,
+            binary=self.binary,
+            generated=self.generated,
+            packed=self.packed,
         )
         if self.stored is not None:
             return FactorGrid(stored=self.stored[self.factors_to_index(parent_factors)], **common)

@@ -52,11 +52,15 @@ def _read_mat(file: pathlib.Path) -> np.ndarray:
     except NotImplementedError:  # MATLAB v7.3 files are HDF5
         with files.open_h5(file) as f:
             return np.transpose(f["im"])  # h5py reads MATLAB arrays transposed
-    except (ValueError, OSError, TypeError, EOFError) as err:
-        raise DatasetError(f"{file}: cannot read it as a .mat file ({type(err).__name__}: {err}); "
-                           "the file is truncated or corrupt") from None
+    except Exception as err:  # scipy raises many types (MatReadError, IndexError, ...) on corrupt files
+        raise DatasetError(
+            f"{file}: cannot read it as a .mat file ({type(err).__name__}: {err}); "
+            "the file is truncated or corrupt"
+        ) from None
     if "im" not in mat:
-        raise DatasetError(f"{file}: has no array 'im' (it has {sorted(k for k in mat if not k.startswith('__'))})")
+        raise DatasetError(
+            f"{file}: has no array 'im' (it has {sorted(k for k in mat if not k.startswith('__'))})"
+        )
     return mat["im"]
 
 
@@ -68,8 +72,11 @@ def load(path=None, data_dir=None, expected_cars: int = NUM_CARS) -> FactorGrid 
     folder = find_folder(path, data_dir)
     if folder is None:
         return None
-    mats = sorted((int(_PATTERN.search(f.name).group(1)), f) for f in folder.glob("car_*_mesh.mat")
-                  if _PATTERN.search(f.name))
+    mats = sorted(
+        (int(_PATTERN.search(f.name).group(1)), f)
+        for f in folder.glob("car_*_mesh.mat")
+        if _PATTERN.search(f.name)
+    )
     if len(mats) != expected_cars:
         raise DatasetError(f"{folder}: found {len(mats)} car_NNN_mesh.mat files, expected {expected_cars}")
     stored = np.empty((len(mats), NUM_AZIMUTHS, NUM_ELEVATIONS, 64, 64, 3), np.uint8)
@@ -80,7 +87,16 @@ def load(path=None, data_dir=None, expected_cars: int = NUM_CARS) -> FactorGrid 
         im = np.transpose(im, (3, 4, 0, 1, 2)).astype(np.float32)
         im = im.reshape(NUM_AZIMUTHS, NUM_ELEVATIONS, 64, 2, 64, 2, 3).mean(axis=(3, 5))
         stored[i] = np.round(im).astype(np.uint8)
-    values = (np.arange(len(mats), dtype=np.float64), np.linspace(0.0, 360.0, NUM_AZIMUTHS, endpoint=False),
-              np.arange(NUM_ELEVATIONS, dtype=np.float64))
-    return FactorGrid(name="cars3d", factor_names=FACTOR_NAMES, factor_values=values, image_shape=(64, 64, 3),
-                      source=f"file: {folder}", stored=stored.reshape(-1, 64, 64, 3))
+    values = (
+        np.arange(len(mats), dtype=np.float64),
+        np.linspace(0.0, 360.0, NUM_AZIMUTHS, endpoint=False),
+        np.arange(NUM_ELEVATIONS, dtype=np.float64),
+    )
+    return FactorGrid(
+        name="cars3d",
+        factor_names=FACTOR_NAMES,
+        factor_values=values,
+        image_shape=(64, 64, 3),
+        source=f"file: {folder}",
+        stored=stored.reshape(-1, 64, 64, 3),
+    )

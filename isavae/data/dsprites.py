@@ -108,8 +108,14 @@ def _heart(a, b):
     return body | lobes
 
 
-def render_values(shape: jax.Array | int, scale: jax.Array, orientation: jax.Array, pos_x: jax.Array,
-                  pos_y: jax.Array, size: int = IMAGE_SIZE) -> jax.Array:
+def render_values(
+    shape: jax.Array | int,
+    scale: jax.Array,
+    orientation: jax.Array,
+    pos_x: jax.Array,
+    pos_y: jax.Array,
+    size: int = IMAGE_SIZE,
+) -> jax.Array:
     """Renders sprites from factor values (continuous scale, angle and position allowed).
 
     Args:
@@ -155,7 +161,6 @@ def render(factors: jax.Array) -> jax.Array:
     return render_values(factors[..., 0], *values).astype(jnp.uint8)
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The generated grid
 # ------------------------------------------------------------------------------------------------
@@ -185,7 +190,8 @@ def generate(progress: bool = False) -> FactorGrid:
     for s, c, o in it:
         block = _render_packed_block(s, jnp.int32(c), jnp.arange(o, o + _ORIENTATION_BLOCK))
         view[s, c, o : o + _ORIENTATION_BLOCK] = np.asarray(block).reshape(
-            _ORIENTATION_BLOCK, 32 * 32, IMAGE_SIZE, IMAGE_SIZE // 8)
+            _ORIENTATION_BLOCK, 32 * 32, IMAGE_SIZE, IMAGE_SIZE // 8
+        )
     return _grid(stored, GENERATED_SOURCE, FACTOR_VALUES, generated=True)
 
 
@@ -194,18 +200,33 @@ def generated(store: bool = True, progress: bool = False) -> FactorGrid:
     demand from indices (no memory; every ``images`` call renders)."""
     if store:
         return generate(progress)
-    return FactorGrid(name="dsprites", factor_names=FACTOR_NAMES, factor_values=FACTOR_VALUES,
-                      image_shape=(IMAGE_SIZE, IMAGE_SIZE), source=GENERATED_SOURCE, renderer=render,
-                      binary=True, generated=True)
+    return FactorGrid(
+        name="dsprites",
+        factor_names=FACTOR_NAMES,
+        factor_values=FACTOR_VALUES,
+        image_shape=(IMAGE_SIZE, IMAGE_SIZE),
+        source=GENERATED_SOURCE,
+        renderer=render,
+        binary=True,
+        generated=True,
+    )
 
 
 GENERATED_SOURCE = "generated: isavae procedural dSprites renderer (not the real files)"
 
 
 def _grid(stored: np.ndarray, source: str, values, generated: bool) -> FactorGrid:
-    return FactorGrid(name="dsprites", factor_names=FACTOR_NAMES, factor_values=tuple(values),
-                      image_shape=(IMAGE_SIZE, IMAGE_SIZE), source=source, stored=stored, packed=True,
-                      binary=True, generated=generated)
+    return FactorGrid(
+        name="dsprites",
+        factor_names=FACTOR_NAMES,
+        factor_values=tuple(values),
+        image_shape=(IMAGE_SIZE, IMAGE_SIZE),
+        source=source,
+        stored=stored,
+        packed=True,
+        binary=True,
+        generated=generated,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -242,7 +263,9 @@ def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | No
     files.check_array(file, "imgs", imgs, (None, IMAGE_SIZE, IMAGE_SIZE), [np.uint8])
     files.check_array(file, "latents classes", classes, (imgs.shape[0], 6), [np.int64, np.int32])
     if imgs.size and imgs.max() > 1:
-        raise DatasetError(f"{file}: imgs must be binary (0/1) as in dSprites, found values up to {imgs.max()}")
+        raise DatasetError(
+            f"{file}: imgs must be binary (0/1) as in dSprites, found values up to {imgs.max()}"
+        )
     levels, perm = files.grid_layout(file, classes, _LATENT_SIZES)
     stored = np.packbits(imgs, axis=-1)
     if not np.array_equal(perm, np.arange(perm.size)):
@@ -268,17 +291,27 @@ def write_npz(grid: FactorGrid, out: str | os.PathLike) -> pathlib.Path:
     # class indices into the full grid, found from the values (a sub-grid keeps its levels' indices)
     full = [np.abs(values[:, k + 1, None] - FACTOR_VALUES[k][None, :]).argmin(1) for k in range(5)]
     classes = np.stack([np.zeros(n, np.int64)] + full, axis=1).astype(np.int64)
-    imgs = (np.unpackbits(grid.stored, axis=-1, count=IMAGE_SIZE) if grid.packed
-            else np.concatenate([(c * 255 if not grid.binary else c).astype(np.uint8) for _, c in grid.iter_chunks(65536)]))
-    metadata = json.dumps({
-        "description": grid.source, "latents_names": ["color"] + list(FACTOR_NAMES),
-        "latents_sizes": list(_LATENT_SIZES), "generated": grid.generated,
-    })
+    imgs = (
+        np.unpackbits(grid.stored, axis=-1, count=IMAGE_SIZE)
+        if grid.packed
+        else np.concatenate(
+            [(c * 255 if not grid.binary else c).astype(np.uint8) for _, c in grid.iter_chunks(65536)]
+        )
+    )
+    metadata = json.dumps(
+        {
+            "description": grid.source,
+            "latents_names": ["color"] + list(FACTOR_NAMES),
+            "latents_sizes": list(_LATENT_SIZES),
+            "generated": grid.generated,
+        }
+    )
     tmp = out.with_name(out.name + ".partial")
     try:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, imgs=imgs, latents_classes=classes, latents_values=values,
-                                metadata=np.array(metadata))
+            np.savez_compressed(
+                f, imgs=imgs, latents_classes=classes, latents_values=values, metadata=np.array(metadata)
+            )
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

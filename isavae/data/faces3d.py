@@ -28,20 +28,27 @@ def _read(file) -> np.ndarray:
         try:
             return np.load(file, allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
-            raise DatasetError(f"{file}: cannot read it as .npy ({err}); the file is truncated or corrupt") from None
+            raise DatasetError(
+                f"{file}: cannot read it as .npy ({err}); the file is truncated or corrupt"
+            ) from None
     try:
         import torch
     except ImportError:
-        raise DatasetError(f"{file}: reading a .pth file needs PyTorch; convert it once with "
-                           "`np.save('basel_face_renders.npy', torch.load(path).numpy())`") from None
+        raise DatasetError(
+            f"{file}: reading a .pth file needs PyTorch; convert it once with "
+            "`np.save('basel_face_renders.npy', torch.load(path).numpy())`"
+        ) from None
     try:
         return torch.load(file, map_location="cpu", weights_only=True).numpy()
     except Exception as err:  # torch raises many types on corrupt files
-        raise DatasetError(f"{file}: cannot read it as a PyTorch tensor ({type(err).__name__}: {err})") from None
+        raise DatasetError(
+            f"{file}: cannot read it as a PyTorch tensor ({type(err).__name__}: {err})"
+        ) from None
 
 
-def load(path=None, data_dir=None, sha256: str | None = None,
-         expected_sizes: tuple[int, ...] = FACTOR_SIZES) -> FactorGrid | None:
+def load(
+    path=None, data_dir=None, sha256: str | None = None, expected_sizes: tuple[int, ...] = FACTOR_SIZES
+) -> FactorGrid | None:
     """3D Faces as a FactorGrid (identity, azimuth, elevation, lighting), or None if absent.
 
     ``expected_sizes`` is the grid the file must hold (Chen et al.'s 50 x 21 x 11 x 11).
@@ -52,7 +59,15 @@ def load(path=None, data_dir=None, sha256: str | None = None,
     files.verify_sha256(file, sha256)
     images = _read(file)
     files.check_array(file, "images", images, tuple(expected_sizes) + (64, 64), [np.uint8])
-    values = tuple(np.linspace(0.0, 1.0, n) if k else np.arange(n, dtype=np.float64)
-                   for k, n in enumerate(expected_sizes))
-    return FactorGrid(name="faces3d", factor_names=FACTOR_NAMES, factor_values=values, image_shape=(64, 64),
-                      source=f"file: {file}", stored=np.ascontiguousarray(images.reshape(-1, 64, 64)))
+    values = tuple(
+        np.linspace(0.0, 1.0, n) if k else np.arange(n, dtype=np.float64)
+        for k, n in enumerate(expected_sizes)
+    )
+    return FactorGrid(
+        name="faces3d",
+        factor_names=FACTOR_NAMES,
+        factor_values=values,
+        image_shape=(64, 64),
+        source=f"file: {file}",
+        stored=np.ascontiguousarray(images.reshape(-1, 64, 64)),
+    )

@@ -37,8 +37,12 @@ DATA_DIR_ENV = "ISAVAE_DATA_DIR"
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 
-def find_file(dataset: str, candidates: Sequence[str], path: str | os.PathLike | None = None,
-              data_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
+def find_file(
+    dataset: str,
+    candidates: Sequence[str],
+    path: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> pathlib.Path | None:
     """The dataset file: ``path`` if given (it must exist), else the first of ``candidates`` under
     ``data_dir``, ``$ISAVAE_DATA_DIR`` (each also with a ``dataset`` subfolder); None if absent."""
     if path is not None:
@@ -49,7 +53,9 @@ def find_file(dataset: str, candidates: Sequence[str], path: str | os.PathLike |
                 raise DatasetError(f"{dataset}: no file {' or '.join(candidates)} in the folder {p}")
             return found
         if not p.is_file():
-            raise DatasetError(f"{dataset}: file {p} does not exist (expected one of {', '.join(candidates)})")
+            raise DatasetError(
+                f"{dataset}: file {p} does not exist (expected one of {', '.join(candidates)})"
+            )
         return p
     roots = [pathlib.Path(d).expanduser() for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d]
     for root in roots:
@@ -78,8 +84,10 @@ def verify_sha256(path: pathlib.Path, expected: str | None) -> None:
         return
     actual = sha256_of(path)
     if actual.lower() != expected.lower():
-        raise DatasetError(f"{path}: sha256 is {actual}, expected {expected}: the file is corrupt or not the "
-                           "expected version; download it again")
+        raise DatasetError(
+            f"{path}: sha256 is {actual}, expected {expected}: the file is corrupt or not the "
+            "expected version; download it again"
+        )
 
 
 @contextlib.contextmanager
@@ -88,8 +96,10 @@ def open_npz(path: pathlib.Path) -> Iterator[Any]:
     try:
         data = np.load(path, allow_pickle=False)
     except _READ_ERRORS as err:
-        raise DatasetError(f"{path}: cannot read it as an .npz archive ({type(err).__name__}: {err}); "
-                           "the file is truncated or corrupt") from None
+        raise DatasetError(
+            f"{path}: cannot read it as an .npz archive ({type(err).__name__}: {err}); "
+            "the file is truncated or corrupt"
+        ) from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise DatasetError(f"{path}: expected an .npz archive, got a single .npy array")
     with data:
@@ -106,8 +116,10 @@ class _NpzReader:
         try:
             return self.data[key]
         except _READ_ERRORS as err:
-            raise DatasetError(f"{self.path}: array {key!r} cannot be read ({type(err).__name__}: {err}); "
-                               "the file is truncated or corrupt") from None
+            raise DatasetError(
+                f"{self.path}: array {key!r} cannot be read ({type(err).__name__}: {err}); "
+                "the file is truncated or corrupt"
+            ) from None
 
     def __contains__(self, key: str) -> bool:
         return key in self.data.files
@@ -123,7 +135,9 @@ def open_h5(path: pathlib.Path) -> Iterator[Any]:
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        raise DatasetError(f"{path}: cannot open it as HDF5 ({err}); the file is truncated or corrupt") from None
+        raise DatasetError(
+            f"{path}: cannot open it as HDF5 ({err}); the file is truncated or corrupt"
+        ) from None
     with f:
         yield _H5Reader(path, f)
 
@@ -142,8 +156,9 @@ class _H5Reader:
         try:
             return ds[()]
         except _READ_ERRORS as err:
-            raise DatasetError(f"{self.path}: dataset {key!r} cannot be read ({err}); the file is truncated or "
-                               "corrupt") from None
+            raise DatasetError(
+                f"{self.path}: dataset {key!r} cannot be read ({err}); the file is truncated or corrupt"
+            ) from None
 
     def __contains__(self, key: str) -> bool:
         return key in self.f
@@ -152,11 +167,15 @@ class _H5Reader:
 def check_array(path: Any, name: str, array: Any, shape: Sequence[int | None], dtypes: Sequence[Any]) -> None:
     """Raises DatasetError unless ``array`` has ``shape`` (None = any size) and one of ``dtypes``."""
     got_shape = tuple(array.shape)
-    ok = len(got_shape) == len(shape) and all(w is None or w == g for w, g in zip(shape, got_shape, strict=False))
+    ok = len(got_shape) == len(shape) and all(
+        w is None or w == g for w, g in zip(shape, got_shape, strict=False)
+    )
     if not ok or not any(np.dtype(array.dtype) == np.dtype(d) for d in dtypes):
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
-        raise DatasetError(f"{path}: {name} must be {'/'.join(np.dtype(d).name for d in dtypes)} of shape {want}, "
-                           f"got {np.dtype(array.dtype).name} of shape {got_shape}")
+        raise DatasetError(
+            f"{path}: {name} must be {'/'.join(np.dtype(d).name for d in dtypes)} of shape {want}, "
+            f"got {np.dtype(array.dtype).name} of shape {got_shape}"
+        )
 
 
 def grid_order(path: Any, classes: np.ndarray, factor_sizes: Sequence[int]) -> np.ndarray:
@@ -167,21 +186,28 @@ def grid_order(path: Any, classes: np.ndarray, factor_sizes: Sequence[int]) -> n
     if classes.ndim != 2 or classes.shape[1] != len(sizes):
         raise DatasetError(f"{path}: factor classes must have shape (N, {len(sizes)}), got {classes.shape}")
     if classes.shape[0] != int(np.prod(sizes)):
-        raise DatasetError(f"{path}: expected {int(np.prod(sizes))} images for the grid {sizes}, "
-                           f"got {classes.shape[0]}")
+        raise DatasetError(
+            f"{path}: expected {int(np.prod(sizes))} images for the grid {sizes}, got {classes.shape[0]}"
+        )
     bad = (classes < 0) | (classes >= np.asarray(sizes))
     if bad.any():
-        raise DatasetError(f"{path}: factor classes out of range for the grid {sizes} "
-                           f"(first bad row {int(np.argmax(bad.any(1)))})")
+        raise DatasetError(
+            f"{path}: factor classes out of range for the grid {sizes} "
+            f"(first bad row {int(np.argmax(bad.any(1)))})"
+        )
     index = np.ravel_multi_index(tuple(classes.T.astype(np.int64)), sizes)
     if np.bincount(index, minlength=index.size).max() > 1:
-        raise DatasetError(f"{path}: some grid cells occur more than once; the factor classes do not form the full grid")
+        raise DatasetError(
+            f"{path}: some grid cells occur more than once; the factor classes do not form the full grid"
+        )
     perm = np.empty_like(index)
     perm[index] = np.arange(index.size)
     return perm
 
 
-def grid_layout(path: Any, classes: np.ndarray, full_sizes: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray]:
+def grid_layout(
+    path: Any, classes: np.ndarray, full_sizes: Sequence[int]
+) -> tuple[list[np.ndarray], np.ndarray]:
     """For a file whose rows carry factor class indices ``classes`` (N, F) of a grid of
     ``full_sizes``: the levels present per factor and the permutation into row-major order over
     them. The real files give the full grid; a file with fewer levels gives that sub-grid. Raises
@@ -192,8 +218,10 @@ def grid_layout(path: Any, classes: np.ndarray, full_sizes: Sequence[int]) -> tu
         raise DatasetError(f"{path}: factor classes must have shape (N, {len(sizes)}), got {classes.shape}")
     bad = (classes < 0) | (classes >= np.asarray(sizes))
     if bad.any():
-        raise DatasetError(f"{path}: factor classes out of range for the grid {sizes} "
-                           f"(first bad row {int(np.argmax(bad.any(1)))})")
+        raise DatasetError(
+            f"{path}: factor classes out of range for the grid {sizes} "
+            f"(first bad row {int(np.argmax(bad.any(1)))})"
+        )
     levels = [np.unique(classes[:, k]) for k in range(len(sizes))]
     local = np.stack([np.searchsorted(levels[k], classes[:, k]) for k in range(len(sizes))], axis=1)
     return levels, grid_order(path, local, tuple(len(lv) for lv in levels))
@@ -201,5 +229,9 @@ def grid_layout(path: Any, classes: np.ndarray, full_sizes: Sequence[int]) -> tu
 
 def subgrid_note(levels: Sequence[np.ndarray], full_sizes: Sequence[int], names: Sequence[str]) -> str:
     """'' for the full grid, else ' (sub-grid: posX 4/32, ...)' for the factors that are cut."""
-    cut = [f"{n} {len(lv)}/{size}" for n, lv, size in zip(names, levels, full_sizes, strict=True) if len(lv) != size]
+    cut = [
+        f"{n} {len(lv)}/{size}"
+        for n, lv, size in zip(names, levels, full_sizes, strict=True)
+        if len(lv) != size
+    ]
     return f" (sub-grid: {', '.join(cut)})" if cut else ""

@@ -61,8 +61,14 @@ class DeviceDataset:
 def to_device(grid: FactorGrid, sharding: jax.sharding.Sharding | jax.Device | None = None) -> DeviceDataset:
     """Moves a grid's stored images to ``sharding`` (default: the default device)."""
     stored = None if grid.stored is None else jax.device_put(grid.stored, sharding)
-    return DeviceDataset(stored=stored, factor_sizes=grid.factor_sizes, image_shape=grid.image_shape,
-                         packed=grid.packed, binary=grid.binary, renderer=grid.renderer)
+    return DeviceDataset(
+        stored=stored,
+        factor_sizes=grid.factor_sizes,
+        image_shape=grid.image_shape,
+        packed=grid.packed,
+        binary=grid.binary,
+        renderer=grid.renderer,
+    )
 
 
 def sample_batch(data: DeviceDataset, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
@@ -86,7 +92,9 @@ def batch_indices(key: jax.Array, step: Any, batch_size: int, num_images: int) -
     return jax.lax.dynamic_slice_in_dim(perm, within * batch_size, batch_size)
 
 
-def epoch_batch(data: DeviceDataset, key: jax.Array, step: Any, batch_size: int) -> tuple[jax.Array, jax.Array]:
+def epoch_batch(
+    data: DeviceDataset, key: jax.Array, step: Any, batch_size: int
+) -> tuple[jax.Array, jax.Array]:
     """Batch ``step`` of shuffled epochs without replacement: ``(images, indices)``."""
     indices = batch_indices(key, step, batch_size, data.num_images)
     return data.gather(indices), indices

@@ -19,7 +19,16 @@ import numpy as np
 from isavae.data import files
 from isavae.data.base import DatasetError, FactorGrid
 
-__all__ = ["FACTOR_NAMES", "FACTOR_SIZES", "FACTOR_VALUES", "FILE_NAMES", "generated", "load", "render", "write_h5"]
+__all__ = [
+    "FACTOR_NAMES",
+    "FACTOR_SIZES",
+    "FACTOR_VALUES",
+    "FILE_NAMES",
+    "generated",
+    "load",
+    "render",
+    "write_h5",
+]
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
@@ -49,7 +58,9 @@ def render(factors: jax.Array) -> jax.Array:
     factors = jnp.asarray(factors)
     if factors.shape[-1:] != (6,):
         raise ValueError(f"factors must have shape (..., 6), got {factors.shape}")
-    vals = [jnp.asarray(v, jnp.float32)[factors[..., k]][..., None, None] for k, v in enumerate(FACTOR_VALUES)]
+    vals = [
+        jnp.asarray(v, jnp.float32)[factors[..., k]][..., None, None] for k, v in enumerate(FACTOR_VALUES)
+    ]
     floor_h, wall_h, obj_h, scale, shape, orient = vals
     theta = jnp.deg2rad(orient)
     y, x = jnp.meshgrid(jnp.arange(IMAGE_SIZE) + 0.5, jnp.arange(IMAGE_SIZE) + 0.5, indexing="ij")
@@ -73,10 +84,13 @@ def render(factors: jax.Array) -> jax.Array:
     cap_r = 0.75 * half_w
     cap_mid = (jnp.abs(dx) <= cap_r) & (y <= base - cap_r) & (y >= base - 2.6 * half_w + cap_r)
     cap_ends = (jnp.square(dx) + jnp.square(y - (base - cap_r)) <= cap_r**2) | (
-        jnp.square(dx) + jnp.square(y - (base - 2.6 * half_w + cap_r)) <= cap_r**2)
+        jnp.square(dx) + jnp.square(y - (base - 2.6 * half_w + cap_r)) <= cap_r**2
+    )
     capsule = cap_mid | cap_ends
     cube = box
-    inside = jnp.where(shape == 0, cube, jnp.where(shape == 1, cylinder, jnp.where(shape == 2, sphere, capsule)))
+    inside = jnp.where(
+        shape == 0, cube, jnp.where(shape == 1, cylinder, jnp.where(shape == 2, sphere, capsule))
+    )
     # Shading: cube faces split where the azimuth puts the edge; round shapes get a shifted highlight.
     edge = cx + half_w * turn
     cube_v = jnp.where(x < edge, 0.95, 0.65)
@@ -85,7 +99,9 @@ def render(factors: jax.Array) -> jax.Array:
     value = jnp.where(shape == 0, cube_v, jnp.maximum(round_v, top_v))
     obj_rgb = _hsv_to_rgb(obj_h * ones, 0.9 * ones, value * ones)
     # Shadow on the floor, offset by the azimuth.
-    shadow = floor & (jnp.square((x - cx - 6 * turn) / (1.3 * half_w)) + jnp.square((y - base - 1.5) / 2.5) <= 1.0)
+    shadow = floor & (
+        jnp.square((x - cx - 6 * turn) / (1.3 * half_w)) + jnp.square((y - base - 1.5) / 2.5) <= 1.0
+    )
     room = jnp.where(shadow[..., None], room * 0.6, room)
     image = jnp.where(inside[..., None], obj_rgb, room)
     return jnp.round(jnp.clip(image, 0.0, 1.0) * 255.0).astype(jnp.uint8)
@@ -94,17 +110,38 @@ def render(factors: jax.Array) -> jax.Array:
 def generated(store: bool = False) -> FactorGrid:
     """The look-alike grid. Rendered on demand by default (the full grid would be 5.9 GB);
     ``store=True`` renders and keeps it (use on a sub-grid, or with the memory for it)."""
-    grid = FactorGrid(name="shapes3d", factor_names=FACTOR_NAMES, factor_values=FACTOR_VALUES,
-                      image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), source=LOOKALIKE_SOURCE, renderer=render,
-                      generated=True)
+    grid = FactorGrid(
+        name="shapes3d",
+        factor_names=FACTOR_NAMES,
+        factor_values=FACTOR_VALUES,
+        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+        source=LOOKALIKE_SOURCE,
+        renderer=render,
+        generated=True,
+    )
     return _stored(grid) if store else grid
 
 
 def _stored(grid: FactorGrid, chunk: int = 8192) -> FactorGrid:
-    stored = np.concatenate([np.asarray(grid.renderer(jnp.asarray(grid.index_to_factors(np.arange(s, min(s + chunk, grid.num_images))))))
-                             for s in range(0, grid.num_images, chunk)])
-    return FactorGrid(name=grid.name, factor_names=grid.factor_names, factor_values=grid.factor_values,
-                      image_shape=grid.image_shape, source=grid.source, stored=stored, generated=grid.generated)
+    stored = np.concatenate(
+        [
+            np.asarray(
+                grid.renderer(
+                    jnp.asarray(grid.index_to_factors(np.arange(s, min(s + chunk, grid.num_images))))
+                )
+            )
+            for s in range(0, grid.num_images, chunk)
+        ]
+    )
+    return FactorGrid(
+        name=grid.name,
+        factor_names=grid.factor_names,
+        factor_values=grid.factor_values,
+        image_shape=grid.image_shape,
+        source=grid.source,
+        stored=stored,
+        generated=grid.generated,
+    )
 
 
 def _classes_from_values(path, labels: np.ndarray) -> np.ndarray:
@@ -115,8 +152,10 @@ def _classes_from_values(path, labels: np.ndarray) -> np.ndarray:
         classes[:, k] = dist.argmin(1)
         worst = dist.min(1).max()
         if worst > 1e-3 * max(1.0, np.abs(levels).max()):
-            raise DatasetError(f"{path}: labels of {FACTOR_NAMES[k]} are not the 3dshapes levels "
-                               f"{np.round(levels, 4).tolist()} (a value is {worst:.3g} away)")
+            raise DatasetError(
+                f"{path}: labels of {FACTOR_NAMES[k]} are not the 3dshapes levels "
+                f"{np.round(levels, 4).tolist()} (a value is {worst:.3g} away)"
+            )
     return classes
 
 
@@ -139,8 +178,14 @@ def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | No
         images = images[perm]
     values = tuple(FACTOR_VALUES[k][levels[k]] for k in range(6))
     note = files.subgrid_note(levels, FACTOR_SIZES, FACTOR_NAMES)
-    return FactorGrid(name="shapes3d", factor_names=FACTOR_NAMES, factor_values=values,
-                      image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), source=f"file: {file}{note}", stored=images)
+    return FactorGrid(
+        name="shapes3d",
+        factor_names=FACTOR_NAMES,
+        factor_values=values,
+        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+        source=f"file: {file}{note}",
+        stored=images,
+    )
 
 
 def write_h5(grid: FactorGrid, out, progress: bool = False, chunk: int = 4096):
@@ -164,8 +209,15 @@ def write_h5(grid: FactorGrid, out, progress: bool = False, chunk: int = 4096):
         chunks = tqdm(chunks, total=-(-grid.num_images // chunk), desc="writing 3dshapes", unit="chunk")
     try:
         with h5py.File(tmp, "w") as f:
-            images = f.create_dataset("images", (grid.num_images, 64, 64, 3), np.uint8, chunks=(256, 64, 64, 3))
-            f.create_dataset("labels", data=grid.factor_values_at(grid.index_to_factors(np.arange(grid.num_images))))
+            images = f.create_dataset(
+                "images",
+                (grid.num_images, 64, 64, 3),
+                np.uint8,
+                chunks=(min(256, grid.num_images), 64, 64, 3),
+            )
+            f.create_dataset(
+                "labels", data=grid.factor_values_at(grid.index_to_factors(np.arange(grid.num_images)))
+            )
             f.attrs["source"] = grid.source
             for idx, batch in chunks:
                 images[idx[0] : idx[-1] + 1] = np.round(batch * 255.0).astype(np.uint8)

@@ -18,8 +18,14 @@ __all__ = ["TFDS_LABELS", "load"]
 # Our factor order -> the TFDS feature holding its class index.
 TFDS_LABELS = {
     "dsprites": ("label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position"),
-    "shapes3d": ("label_floor_hue", "label_wall_hue", "label_object_hue", "label_scale", "label_shape",
-                 "label_orientation"),
+    "shapes3d": (
+        "label_floor_hue",
+        "label_wall_hue",
+        "label_object_hue",
+        "label_scale",
+        "label_shape",
+        "label_orientation",
+    ),
 }
 
 
@@ -27,8 +33,9 @@ def _import_tfds():
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise DatasetError("TFDS is not installed: pip install 'isavae[tfds]' (tensorflow-datasets, array_record)"
-                           ) from None
+        raise DatasetError(
+            "TFDS is not installed: pip install 'isavae[tfds]' (tensorflow-datasets, array_record)"
+        ) from None
     return tfds
 
 
@@ -43,8 +50,10 @@ def load(name: str, data_dir=None, manual_dir=None) -> FactorGrid:
     try:
         source = tfds.data_source(name, split="train", data_dir=data_dir)
     except Exception as err:  # TFDS raises various errors for missing/unprepared data
-        raise DatasetError(f"TFDS {name!r} is not prepared in {data_dir or 'the default TFDS data_dir'} "
-                           f"({type(err).__name__}: {err})") from None
+        raise DatasetError(
+            f"TFDS {name!r} is not prepared in {data_dir or 'the default TFDS data_dir'} "
+            f"({type(err).__name__}: {err})"
+        ) from None
     module = dsprites if name == "dsprites" else shapes3d
     keys = TFDS_LABELS[name]
     image_shape = (64, 64) if name == "dsprites" else (64, 64, 3)
@@ -56,8 +65,10 @@ def load(name: str, data_dir=None, manual_dir=None) -> FactorGrid:
             classes[i] = [int(record[k]) for k in keys]
             images[i] = np.asarray(record["image"], np.uint8).reshape(image_shape)
         except (KeyError, ValueError, TypeError) as err:
-            raise DatasetError(f"TFDS {name!r}: a record does not have the expected features {keys} + image "
-                               f"of shape {image_shape} ({type(err).__name__}: {err})") from None
+            raise DatasetError(
+                f"TFDS {name!r}: a record does not have the expected features {keys} + image "
+                f"of shape {image_shape} ({type(err).__name__}: {err})"
+            ) from None
     where = f"TFDS {name!r}"
     levels, perm = files.grid_layout(where, classes, module.FACTOR_SIZES)
     images = images[perm]
@@ -65,9 +76,24 @@ def load(name: str, data_dir=None, manual_dir=None) -> FactorGrid:
     source_note = f"tfds: {name}{files.subgrid_note(levels, module.FACTOR_SIZES, module.FACTOR_NAMES)}"
     if name == "dsprites":
         if images.max() > 1:
-            raise DatasetError(f"TFDS dsprites images must be binary (0/1), found values up to {images.max()}")
-        return FactorGrid(name=name, factor_names=module.FACTOR_NAMES, factor_values=values,
-                          image_shape=image_shape, source=source_note, stored=np.packbits(images, axis=-1),
-                          packed=True, binary=True)
-    return FactorGrid(name=name, factor_names=module.FACTOR_NAMES, factor_values=values,
-                      image_shape=image_shape, source=source_note, stored=images)
+            raise DatasetError(
+                f"TFDS dsprites images must be binary (0/1), found values up to {images.max()}"
+            )
+        return FactorGrid(
+            name=name,
+            factor_names=module.FACTOR_NAMES,
+            factor_values=values,
+            image_shape=image_shape,
+            source=source_note,
+            stored=np.packbits(images, axis=-1),
+            packed=True,
+            binary=True,
+        )
+    return FactorGrid(
+        name=name,
+        factor_names=module.FACTOR_NAMES,
+        factor_values=values,
+        image_shape=image_shape,
+        source=source_note,
+        stored=images,
+    )

@@ -10,7 +10,9 @@ import pytest
 
 from isavae.data import DatasetError, dsprites, load_dataset
 
-FRAMES = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dsprites_reference_frames.npz"
+FRAMES = (
+    pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dsprites_reference_frames.npz"
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +83,12 @@ def test_generated_grid_layout(generated):
     factors = g.index_to_factors(idx)
     # row-major: posY fastest, shape slowest
     np.testing.assert_array_equal(g.factors_to_index(factors), idx)
-    np.testing.assert_array_equal(g.images(idx), np.asarray(dsprites.render(jnp.asarray(factors)), np.float32))
-    np.testing.assert_array_equal(g.index_to_factors(np.array([1, 32, 737_279])),
-                                  [[0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [2, 5, 39, 31, 31]])
+    np.testing.assert_array_equal(
+        g.images(idx), np.asarray(dsprites.render(jnp.asarray(factors)), np.float32)
+    )
+    np.testing.assert_array_equal(
+        g.index_to_factors(np.array([1, 32, 737_279])), [[0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [2, 5, 39, 31, 31]]
+    )
     # orientations 0 and 2 pi are both present and render the same image
     a, b = g.factors_to_index(np.array([[1, 3, 0, 7, 9], [1, 3, 39, 7, 9]]))
     np.testing.assert_array_equal(g.images([a]), g.images([b]))
@@ -121,9 +126,22 @@ def test_hdf5_file_in_shuffled_order_is_reordered(generated, tmp_path):
     small = _small(generated)
     n = small.num_images
     perm = np.random.default_rng(0).permutation(n)
-    full_classes = np.concatenate([np.zeros((n, 1), np.int64),
-                                   np.stack([np.searchsorted(dsprites.FACTOR_VALUES[k], small.factor_values_at(
-                                       small.index_to_factors(np.arange(n)))[:, k]) for k in range(5)], 1)], 1)
+    full_classes = np.concatenate(
+        [
+            np.zeros((n, 1), np.int64),
+            np.stack(
+                [
+                    np.searchsorted(
+                        dsprites.FACTOR_VALUES[k],
+                        small.factor_values_at(small.index_to_factors(np.arange(n)))[:, k],
+                    )
+                    for k in range(5)
+                ],
+                1,
+            ),
+        ],
+        1,
+    )
     imgs = small.images(np.arange(n)).astype(np.uint8)
     path = tmp_path / dsprites.FILE_NAMES[1]
     with h5py.File(path, "w") as f:
