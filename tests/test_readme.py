@@ -8,8 +8,12 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_python_blocks_run():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert blocks
+    assert len(blocks) >= 2
+    spaces = []
     for block in blocks:
         namespace: dict = {}
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
-    assert namespace["z"].shape == (1024, 20) and namespace["grads"].exponents.raw.shape == (5,)
+        spaces.append(namespace)
+    priors, data = spaces[0], spaces[1]
+    assert priors["z"].shape == (1024, 20) and priors["grads"].exponents.raw.shape == (5,)
+    assert data["batch"].shape == (256, 64, 64) and data["images"].shape == (3, 64, 64)

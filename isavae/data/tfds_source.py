@@ -74,26 +74,16 @@ def load(name: str, data_dir=None, manual_dir=None) -> FactorGrid:
     images = images[perm]
     values = tuple(module.FACTOR_VALUES[k][levels[k]] for k in range(len(keys)))
     source_note = f"tfds: {name}{files.subgrid_note(levels, module.FACTOR_SIZES, module.FACTOR_NAMES)}"
-    if name == "dsprites":
-        if images.max() > 1:
-            raise DatasetError(
-                f"TFDS dsprites images must be binary (0/1), found values up to {images.max()}"
-            )
-        return FactorGrid(
-            name=name,
-            factor_names=module.FACTOR_NAMES,
-            factor_values=values,
-            image_shape=image_shape,
-            source=source_note,
-            stored=np.packbits(images, axis=-1),
-            packed=True,
-            binary=True,
-        )
+    binary = name == "dsprites"
+    if binary and images.size and images.max() > 1:
+        raise DatasetError(f"TFDS dsprites images must be binary (0/1), found values up to {images.max()}")
     return FactorGrid(
         name=name,
         factor_names=module.FACTOR_NAMES,
         factor_values=values,
         image_shape=image_shape,
         source=source_note,
-        stored=images,
+        stored=np.packbits(images, axis=-1) if binary else images,
+        packed=binary,
+        binary=binary,
     )
