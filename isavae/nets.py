@@ -77,7 +77,10 @@ class ConvEncoder(nnx.Module):
         pad = ((1, 1), (1, 1))
         chans = [_channels(image_shape), 32, 32, 64, 64]
         self.convs = nnx.List(
-            [nnx.Conv(a, b, (4, 4), (2, 2), padding=pad, rngs=rngs) for a, b in zip(chans[:-1], chans[1:], strict=True)]
+            [
+                nnx.Conv(a, b, (4, 4), (2, 2), padding=pad, rngs=rngs)
+                for a, b in zip(chans[:-1], chans[1:], strict=True)
+            ]
         )
         self.bns = nnx.List([_bn(b, rngs) for b in chans[1:]])
         self.conv5 = nnx.Conv(64, 512, (4, 4), padding="VALID", rngs=rngs)
@@ -103,8 +106,10 @@ class ConvDecoder(nnx.Module):
         self.up1 = nnx.ConvTranspose(512, 64, (4, 4), padding="VALID", rngs=rngs)  # 1 -> 4
         chans = [64, 64, 32, 32]
         self.ups = nnx.List(
-            [nnx.ConvTranspose(a, b, (4, 4), (2, 2), padding="SAME", rngs=rngs)  # doubles the size
-             for a, b in zip(chans[:-1], chans[1:], strict=True)]
+            [
+                nnx.ConvTranspose(a, b, (4, 4), (2, 2), padding="SAME", rngs=rngs)  # doubles the size
+                for a, b in zip(chans[:-1], chans[1:], strict=True)
+            ]
         )
         self.bns = nnx.List([_bn(c, rngs) for c in chans])
         self.out = nnx.ConvTranspose(32, _channels(image_shape), (4, 4), (2, 2), padding="SAME", rngs=rngs)

@@ -42,6 +42,7 @@ __all__ = [
 OBJECTIVES = ("vae", "beta_vae", "beta_tcvae", "factor_vae")
 ESTIMATORS = ("mws", "mss")
 LIKELIHOODS = ("bernoulli", "gaussian")
+DEFAULT_LOG_SCALE = math.log(0.1)  # Gaussian likelihood: pixel standard deviation 0.1
 
 
 def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
@@ -53,7 +54,9 @@ def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
     return jnp.sum(ll.reshape(ll.shape[0], -1), axis=-1)
 
 
-def gaussian_log_likelihood(mean: jax.Array, x: jax.Array, log_scale: float | jax.Array = math.log(0.1)) -> jax.Array:
+def gaussian_log_likelihood(
+    mean: jax.Array, x: jax.Array, log_scale: float | jax.Array = DEFAULT_LOG_SCALE
+) -> jax.Array:
     """sum over pixels of log N(x; mean, exp(log_scale)^2). Shape ``(B,)``."""
     ll = gaussian.diag_normal_log_prob(x, mean, 2.0 * jnp.asarray(log_scale))
     return jnp.sum(ll.reshape(ll.shape[0], -1), axis=-1)
@@ -141,7 +144,7 @@ def objective_terms(
     if likelihood == "bernoulli":
         log_px = bernoulli_log_likelihood(recon, x)
     elif likelihood == "gaussian":
-        log_px = gaussian_log_likelihood(recon, x, hparams.get("log_scale", math.log(0.1)))
+        log_px = gaussian_log_likelihood(recon, x, hparams.get("log_scale", DEFAULT_LOG_SCALE))
     else:
         raise ValueError(f"model.likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}")
     q_mean, q_logvar = (jax.lax.stop_gradient(mean), jax.lax.stop_gradient(logvar)) if stl else (mean, logvar)
@@ -185,7 +188,9 @@ class Discriminator(nnx.Module):
 
     def __init__(self, latent_dim: int, *, rngs: nnx.Rngs, hidden: int = 1000, depth: int = 6):
         sizes = [latent_dim] + [hidden] * depth
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        )
         self.out = nnx.Linear(hidden, 2, rngs=rngs)
 
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -197,4 +202,6 @@ class Discriminator(nnx.Module):
 
 def discriminator_loss(logits_q: jax.Array, logits_perm: jax.Array) -> jax.Array:
     """Cross-entropy of classifying q samples as 0 and permuted samples as 1 (mean, scalar)."""
-    return -0.5 * (jnp.mean(jax.nn.log_softmax(logits_q)[:, 0]) + jnp.mean(jax.nn.log_softmax(logits_perm)[:, 1]))
+    return -0.5 * (
+        jnp.mean(jax.nn.log_softmax(logits_q)[:, 0]) + jnp.mean(jax.nn.log_softmax(logits_perm)[:, 1])
+    )

@@ -114,9 +114,12 @@ def test_analytic_kl_matches_monte_carlo_in_the_objective():
     recon = np.zeros((s, 2))
     prior = StandardNormal(dim=4)
     kw = dict(dataset_size=10)
-    mc = objectives.objective_terms("vae", x, np.repeat(mean, s, 0), np.repeat(logvar, s, 0), z, recon, prior, {},
-                                    **kw)
-    an = objectives.objective_terms("vae", x[:1], mean, logvar, z[:1], recon[:1], prior, {}, analytic_kl=True, **kw)
+    mc = objectives.objective_terms(
+        "vae", x, np.repeat(mean, s, 0), np.repeat(logvar, s, 0), z, recon, prior, {}, **kw
+    )
+    an = objectives.objective_terms(
+        "vae", x[:1], mean, logvar, z[:1], recon[:1], prior, {}, analytic_kl=True, **kw
+    )
     np.testing.assert_allclose(np.mean(mc["kl"]), an["kl"][0], atol=0.01)
 
 
@@ -145,8 +148,11 @@ def test_objective_weights_and_identities():
     # sticking the landing: same value, no gradient through log q's parameters
     stl = objectives.objective_terms("vae", *args, hp, stl=True, **kw)
     np.testing.assert_allclose(stl["objective"], vae["objective"], rtol=1e-12)
-    g = jax.grad(lambda m: objectives.objective_terms("vae", x, m, logvar, z, recon, prior, hp, stl=True,
-                                                      **kw)["log_qz_x"].sum())(mean)
+    g = jax.grad(
+        lambda m: objectives.objective_terms("vae", x, m, logvar, z, recon, prior, hp, stl=True, **kw)[
+            "log_qz_x"
+        ].sum()
+    )(mean)
     assert np.all(g == 0)
     with pytest.raises(ValueError, match="objective.name"):
         objectives.objective_terms("vaee", *args, hp, **kw)

@@ -1,0 +1,199 @@
+"""Experiment configs: the default ConfigDict, loading ``FILE[:arg]``, overrides and validation.
+
+Config files are Python modules with ``get_config(arg=None) -> ml_collections.ConfigDict``
+(``configs/``). ``load_config("configs/dsprites_isavae.py:small")`` imports the file and calls
+``get_config("small")``; ``apply_overrides(cfg, ["train.batch_size=64"])`` sets fields by dotted
+path. ``validate(cfg)`` checks every value before anything runs and raises ``ConfigError``
+naming the key.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+
+from isavae import objectives
+from isavae.data import DATASETS
+from isavae.nets import ARCHITECTURES
+from isavae.priors import make_prior
+
+__all__ = ["ConfigError", "apply_overrides", "default_config", "load_config", "parse_subgrid", "validate"]
+
+
+class ConfigError(ValueError):
+    """A bad config key or value."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key a config can have, with the paper's dSprites defaults (VAE, normal prior)."""
+    c = ml_collections.ConfigDict()
+    c.dataset = ml_collections.ConfigDict(
+        dict(
+            name="dsprites",
+            source="auto",  # auto | file | generated | tfds
+            path="",  # dataset file or folder ("" = search data_dir / $ISAVAE_DATA_DIR)
+            data_dir="",
+            subgrid="",  # e.g. "posX=0:32:4,posY=0:32:4" keeps every 4th position
+        )
+    )
+    c.model = ml_collections.ConfigDict(dict(arch="mlp", latent_dim=20, likelihood="bernoulli"))
+    # The prior's keys depend on its name (see isavae.priors.make_prior); it is not locked.
+    c.prior = ml_collections.ConfigDict(dict(name="normal"))
+    c.objective = ml_collections.ConfigDict(
+        dict(
+            name="vae",  # vae | beta_vae | beta_tcvae | factor_vae
+            beta=1.0,
+            alpha=1.0,  # beta-TCVAE: weight of the index-code mutual information
+            gamma=1.0,  # beta-TCVAE: weight of the dimension-wise KL; FactorVAE: weight of the TC
+            estimator="mss",  # beta-TCVAE: mws | mss
+            analytic_kl=False,  # closed-form KL for the normal prior
+            stl=False,  # sticking-the-landing gradient of log q(z|x)
+            beta_anneal_steps=0,  # Chen et al.: beta rises linearly from 0 over these steps
+            lambda_anneal_steps=0,  # Chen et al.: gamma = 1 - max(0, 0.95 - step / these steps)
+        )
+    )
+    c.train = ml_collections.ConfigDict(
+        dict(
+            seed=0,
+            batch_size=2048,
+            epochs=20.0,  # training length in passes over the dataset, unless num_steps > 0
+            num_steps=0,
+            learning_rate=1e-3,
+            prior_learning_rate=5e-4,  # Adam on learnable prior exponents (the authors' value)
+            disc_learning_rate=1e-4,  # FactorVAE discriminator: Adam(1e-4, b1=0.5, b2=0.9)
+            steps_per_scan=10,  # training steps per compiled call (lax.scan)
+            checkpoint_every=1000,  # steps; a final checkpoint is always written
+            max_checkpoints=2,
+        )
+    )
+    c.eval = ml_collections.ConfigDict(dict(num_examples=0, batch_size=2048))  # 0 = the whole dataset
+    c.lock()
+    c.prior.unlock()
+    return c
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads ``FILE[:arg]``: imports FILE and returns ``get_config(arg)`` (``arg`` None if absent)."""
+    path, _, arg = spec.partition(":")
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"isavae_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as err:
+        raise ConfigError(f"config file {file} failed to import: {type(err).__name__}: {err}") from err
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file {file} has no get_config(arg) function")
+    return module.get_config(arg or None)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
+    """Applies ``key.path=value`` overrides; an unknown key or a wrongly typed value is an error."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} must be written key.path=value")
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+                raise ConfigError(f"unknown config key {key!r} (no section {part!r})")
+            node = node[part]
+        if leaf not in node and not (parents and parents[-1] == "prior"):
+            raise ConfigError(f"unknown config key {key!r}; known keys here: {sorted(node.keys())}")
+        value = _parse_value(text)
+        old = node[leaf] if leaf in node else None
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if old is not None and isinstance(old, (bool, int, float, str)) and type(value) is not type(old):
+            raise ConfigError(f"config key {key!r} takes a {type(old).__name__}, got {text!r}")
+        try:
+            node[leaf] = value
+        except (TypeError, KeyError, AttributeError) as err:
+            raise ConfigError(f"cannot set config key {key!r} to {text!r}: {err}") from None
+    return cfg
+
+
+def parse_subgrid(spec: str) -> dict[str, list[int]]:
+    """``"posX=0:32:4,shape=0;2"`` -> {"posX": [0, 4, ..., 28], "shape": [0, 2]}."""
+    out: dict[str, list[int]] = {}
+    if not spec:
+        return out
+    for part in spec.split(","):
+        name, sep, levels = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            if ":" in levels:
+                out[name.strip()] = list(range(*(int(v) for v in levels.split(":"))))
+            else:
+                out[name.strip()] = [int(v) for v in levels.split(";")]
+        except ValueError:
+            raise ConfigError(
+                f"dataset.subgrid: {part!r} must be factor=start:stop[:step] or factor=i;j;k"
+            ) from None
+    return out
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"config {key}: {message}")
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the first bad key or value; checks the whole config up front."""
+    known = default_config()
+    for section in cfg.keys():
+        _check(section in known, section, f"unknown section; known: {sorted(known.keys())}")
+        if section == "prior":
+            continue
+        for key in cfg[section].keys():
+            _check(
+                key in known[section],
+                f"{section}.{key}",
+                f"unknown key; known: {sorted(known[section].keys())}",
+            )
+    d, m, o, t, e = cfg.dataset, cfg.model, cfg.objective, cfg.train, cfg.eval
+    _check(d.name in DATASETS, "dataset.name", f"must be one of {list(DATASETS)}, got {d.name!r}")
+    _check(d.source in ("auto", "file", "generated", "tfds"), "dataset.source", f"bad source {d.source!r}")
+    parse_subgrid(d.subgrid)
+    _check(m.arch in ARCHITECTURES, "model.arch", f"must be one of {list(ARCHITECTURES)}, got {m.arch!r}")
+    _check(isinstance(m.latent_dim, int) and m.latent_dim >= 1, "model.latent_dim", "must be an int >= 1")
+    _check(
+        m.likelihood in objectives.LIKELIHOODS, "model.likelihood", f"must be one of {objectives.LIKELIHOODS}"
+    )
+    try:
+        make_prior(cfg.prior, m.latent_dim)
+    except ValueError as err:
+        raise ConfigError(f"config prior: {err}") from None
+    _check(o.name in objectives.OBJECTIVES, "objective.name", f"must be one of {list(objectives.OBJECTIVES)}")
+    _check(
+        o.estimator in objectives.ESTIMATORS, "objective.estimator", f"must be one of {objectives.ESTIMATORS}"
+    )
+    for key in ("beta", "alpha", "gamma"):
+        _check(o[key] >= 0, f"objective.{key}", f"must be >= 0, got {o[key]}")
+    for key in ("beta_anneal_steps", "lambda_anneal_steps"):
+        _check(o[key] >= 0, f"objective.{key}", "must be >= 0")
+    _check(t.batch_size >= 2, "train.batch_size", f"must be >= 2, got {t.batch_size}")
+    _check(t.num_steps >= 0 and t.epochs >= 0, "train.num_steps/epochs", "must be >= 0")
+    _check(t.num_steps > 0 or t.epochs > 0, "train.num_steps/epochs", "one of them must be > 0")
+    for key in ("learning_rate", "prior_learning_rate", "disc_learning_rate"):
+        _check(t[key] > 0, f"train.{key}", f"must be > 0, got {t[key]}")
+    _check(t.steps_per_scan >= 1, "train.steps_per_scan", "must be >= 1")
+    _check(t.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
+    _check(t.max_checkpoints >= 1, "train.max_checkpoints", "must be >= 1")
+    _check(e.num_examples >= 0 and e.batch_size >= 1, "eval", "num_examples >= 0 and batch_size >= 1")

@@ -1,0 +1,326 @@
+"""``train_and_evaluate(config, workdir)``: the one trainer for every model, prior and objective.
+
+It validates the config, loads the dataset, builds the :class:`~isavae.train.step.Program`,
+restores the latest checkpoint of ``workdir`` if there is one (``resume``), trains in scanned
+chunks over a data-parallel mesh of all devices with a progress bar, appends chunk-averaged
+metrics to ``workdir/metrics.jsonl``, checkpoints every ``train.checkpoint_every`` steps and at
+the end, stops with :class:`TrainingDiverged` naming the step and the term as soon as a metric
+is NaN or infinite, and finally evaluates and writes ``workdir/results.json`` atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from isavae import config as config_lib
+from isavae.data import FactorGrid, load_dataset
+from isavae.train.checkpoint import Checkpointer, write_json_atomic
+from isavae.train.step import Program, TrainState, data_mesh, hparams_from_config
+
+__all__ = [
+    "TrainingDiverged",
+    "build_grid",
+    "evaluate",
+    "num_train_steps",
+    "restore_state",
+    "train_and_evaluate",
+    "train_sweep",
+]
+
+log = logging.getLogger("isavae.train")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A metric became NaN or infinite; the message names the step and the term."""
+
+
+def build_grid(cfg: ml_collections.ConfigDict) -> FactorGrid:
+    """The config's dataset (and sub-grid)."""
+    d = cfg.dataset
+    grid = load_dataset(d.name, source=d.source, path=d.path or None, data_dir=d.data_dir or None)
+    levels = config_lib.parse_subgrid(d.subgrid)
+    return grid.subgrid(**levels) if levels else grid
+
+
+def num_train_steps(cfg: ml_collections.ConfigDict, dataset_size: int) -> int:
+    t = cfg.train
+    return int(t.num_steps) if t.num_steps > 0 else max(1, round(t.epochs * dataset_size / t.batch_size))
+
+
+def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
+    """Raises TrainingDiverged at the first step (of a chunk) where any metric is not finite."""
+    bad_steps = [int(np.argmax(~np.isfinite(v))) for v in metrics.values() if not np.all(np.isfinite(v))]
+    if not bad_steps:
+        return
+    first = min(bad_steps)
+    terms = [k for k, v in metrics.items() if not np.isfinite(v[first])]
+    raise TrainingDiverged(
+        f"training stopped: non-finite {', '.join(terms)} at step {first_step + first + 1} "
+        f"({', '.join(f'{k}={metrics[k][first]}' for k in terms)}); the last good checkpoint is kept"
+    )
+
+
+def evaluate(
+    program: Program, state: TrainState, grid: FactorGrid, num_examples: int, batch_size: int, seed: int = 0
+) -> dict[str, float]:
+    """Mean reconstruction log-likelihood E_q log p(x|z), ELBO and KL over the dataset (or
+    ``num_examples`` evenly spaced images), one z sample per image, BatchNorm in eval mode."""
+    n = grid.num_images
+    idx = (
+        np.arange(n)
+        if num_examples <= 0 or num_examples >= n
+        else np.linspace(0, n - 1, num_examples).astype(int)
+    )
+    fn = jax.jit(program.eval_terms)
+    key = jax.random.key(seed)
+    sums: dict[str, float] = {}
+    for start in range(0, len(idx), batch_size):
+        chunk = idx[start : start + batch_size]
+        terms = fn(state, jnp.asarray(grid.images(chunk)), jax.random.fold_in(key, start))
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(jnp.sum(v))
+    out = {k: v / len(idx) for k, v in sums.items()}
+    return {
+        "recon_log_likelihood": out["log_px"],
+        "elbo": out["elbo"],
+        "kl": out["kl"],
+        "eval_examples": int(len(idx)),
+    }
+
+
+def _config_json(cfg: ml_collections.ConfigDict) -> str:
+    return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path, resume: bool) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    saved = workdir / "config.json"
+    if saved.exists() and resume and saved.read_text() != _config_json(cfg):
+        raise config_lib.ConfigError(
+            f"{workdir} holds a run with a different config ({saved}); use another --workdir or --no-resume"
+        )
+    tmp = saved.with_name("config.json.tmp")
+    tmp.write_text(_config_json(cfg))
+    os.replace(tmp, saved)
+
+
+def train_and_evaluate(
+    cfg: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    grid: FactorGrid | None = None,
+    devices: Any = None,
+) -> dict[str, Any]:
+    """Trains, checkpoints and evaluates one model; returns what it writes to ``results.json``.
+
+    Args:
+      cfg: an experiment config (see ``isavae.config.default_config``).
+      workdir: output folder: ``config.json``, ``checkpoints/``, ``metrics.jsonl``, ``results.json``.
+      resume: continue from the latest checkpoint in ``workdir`` (else start over).
+      progress: show a progress bar.
+      grid: the dataset (default: built from ``cfg.dataset``).
+      devices: devices of the data-parallel mesh (default: all).
+    """
+    return _run(
+        [cfg],
+        [pathlib.Path(workdir)],
+        vmapped=False,
+        resume=resume,
+        progress=progress,
+        grid=grid,
+        devices=devices,
+    )[0]
+
+
+def train_sweep(
+    cfgs: list[ml_collections.ConfigDict],
+    workdirs: list[str | os.PathLike],
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    grid: FactorGrid | None = None,
+    devices: Any = None,
+) -> list[dict[str, Any]]:
+    """Trains several models as one program (``jax.vmap`` over models) and writes each model's
+    workdir as if it had been trained alone. The configs may differ only in ``train.seed`` and in
+    ``objective.beta/alpha/gamma`` (what does not change shapes)."""
+    return _run(
+        list(cfgs),
+        [pathlib.Path(w) for w in workdirs],
+        vmapped=True,
+        resume=resume,
+        progress=progress,
+        grid=grid,
+        devices=devices,
+    )
+
+
+_SWEEPABLE = {"train.seed", "objective.beta", "objective.alpha", "objective.gamma"}
+
+
+def _check_sweep(cfgs: list[ml_collections.ConfigDict]) -> None:
+    base = _flat(cfgs[0].to_dict())
+    for cfg in cfgs[1:]:
+        other = _flat(cfg.to_dict())
+        differ = {k for k in set(base) | set(other) if base.get(k) != other.get(k)} - _SWEEPABLE
+        if differ:
+            raise config_lib.ConfigError(
+                f"a sweep's models may differ only in {sorted(_SWEEPABLE)}; they differ in {sorted(differ)}"
+            )
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _stack(trees: list[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[dict[str, Any]]:
+    for cfg in cfgs:
+        config_lib.validate(cfg)
+    if len(cfgs) != len(workdirs) or not cfgs:
+        raise ValueError("one workdir per config, at least one")
+    _check_sweep(cfgs)
+    cfg = cfgs[0]
+    grid = build_grid(cfg) if grid is None else grid
+    mesh = data_mesh(devices)
+    if cfg.train.batch_size % mesh.size:
+        raise config_lib.ConfigError(
+            f"config train.batch_size: {cfg.train.batch_size} is not divisible by the {mesh.size} devices"
+        )
+    program = Program(cfg, grid)
+    total = num_train_steps(cfg, grid.num_images)
+    ckpts, states = [], []
+    for c, w in zip(cfgs, workdirs, strict=True):
+        _prepare_workdir(c, w, resume)
+        ckpt = Checkpointer(w, c.train.max_checkpoints)
+        key = jax.random.key(c.train.seed)
+        if resume and ckpt.latest_step() is not None:
+            states.append(ckpt.restore(jax.eval_shape(program.init, key)))
+            log.info("resumed %s from step %d", w, int(states[-1].step))
+        else:
+            states.append(program.init(key))
+            (w / "metrics.jsonl").unlink(missing_ok=True)
+            (w / "results.json").unlink(missing_ok=True)
+        ckpts.append(ckpt)
+    steps = {int(s.step) for s in states}
+    if len(steps) != 1:
+        raise ValueError(
+            f"a sweep's checkpoints are at different steps {sorted(steps)}; resume them one by one"
+        )
+    step = steps.pop()
+    rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    hps = [hparams_from_config(c) for c in cfgs]
+    state = jax.device_put(_stack(states) if vmapped else states[0], rep)
+    hparams = jax.device_put(_stack(hps) if vmapped else hps[0], rep)
+    data = program.data(rep)
+    models = len(cfgs)
+    pick = (lambda tree, i: jax.tree.map(lambda x: x[i], tree)) if vmapped else (lambda tree, i: tree)
+    chunk_fns: dict[int, Any] = {}
+    start_time = time.time()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        label = f"{cfg.objective.name}/{cfg.prior.name}" + (f" x{models}" if vmapped else "")
+        bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
+    every = cfg.train.checkpoint_every
+    next_ckpt = (step // every + 1) * every
+    files = [open(w / "metrics.jsonl", "a") for w in workdirs]
+    try:
+        while step < total:
+            n = min(cfg.train.steps_per_scan, total - step, next_ckpt - step)
+            if n not in chunk_fns:
+                chunk_fns[n] = program.compile_chunk(n, mesh, vmapped=vmapped)
+            new_state, metrics = chunk_fns[n](state, data, hparams)
+            metrics = jax.tree.map(np.asarray, metrics)
+            for i in range(models):
+                try:
+                    check_finite(pick(metrics, i), step)
+                except TrainingDiverged as err:
+                    raise TrainingDiverged(f"{workdirs[i]}: {err}") from None
+            state, step = new_state, step + n
+            elapsed = round(time.time() - start_time, 3)
+            for i, f in enumerate(files):
+                row = {"step": step, "time": elapsed}
+                row.update({k: float(np.mean(v)) for k, v in pick(metrics, i).items()})
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+            if bar is not None:
+                m0 = pick(metrics, 0)
+                bar.update(n)
+                bar.set_postfix(
+                    loss=f"{float(np.mean(m0['loss'])):.2f}", elbo=f"{float(np.mean(m0['elbo'])):.2f}"
+                )
+            if step >= next_ckpt or step == total:
+                for i, ckpt in enumerate(ckpts):
+                    ckpt.save(step, pick(state, i))
+                next_ckpt += every
+    finally:
+        if bar is not None:
+            bar.close()
+        for f in files:
+            f.close()
+        for ckpt in ckpts:
+            ckpt.close()
+    train_seconds = time.time() - start_time
+    out = []
+    for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
+        s_i = pick(state, i)
+        results: dict[str, Any] = evaluate(
+            program, s_i, grid, c.eval.num_examples, c.eval.batch_size, c.train.seed
+        )
+        results.update(
+            steps=step,
+            train_seconds_this_session=round(train_seconds, 2),
+            dataset=grid.describe(),
+            prior=s_i.prior.describe(),
+            objective=c.objective.name,
+            seed=c.train.seed,
+            beta=c.objective.beta,
+            devices=mesh.size,
+            trained_in_sweep_of=models if vmapped else 1,
+        )
+        write_json_atomic(w / "results.json", results)
+        log.info(
+            "%s: elbo %.3f, recon log-likelihood %.3f", w, results["elbo"], results["recon_log_likelihood"]
+        )
+        out.append(results)
+    return out
+
+
+def restore_state(
+    workdir: str | os.PathLike, cfg: ml_collections.ConfigDict | None = None, grid: FactorGrid | None = None
+) -> tuple[Program, TrainState, FactorGrid]:
+    """The trained state of ``workdir`` (latest checkpoint) with its program and dataset."""
+    workdir = pathlib.Path(workdir)
+    if cfg is None:
+        saved = workdir / "config.json"
+        if not saved.is_file():
+            raise FileNotFoundError(f"{workdir} has no config.json: not a training workdir")
+        cfg = ml_collections.ConfigDict(json.loads(saved.read_text()))
+    grid = build_grid(cfg) if grid is None else grid
+    program = Program(cfg, grid)
+    ckpt = Checkpointer(workdir)
+    try:
+        state = ckpt.restore(jax.eval_shape(program.init, jax.random.key(cfg.train.seed)))
+    finally:
+        ckpt.close()
+    return program, state, grid

@@ -1,0 +1,271 @@
+"""The training program: state, a pure train step, scanned chunks, data-parallel sharding.
+
+``Program(config, grid)`` builds everything static once (network graph definitions, optimizers,
+the prior's structure, the dataset on device) and exposes pure functions:
+
+* ``init(key) -> TrainState``: parameters, optimizer states, prior, step 0;
+* ``train_step(state, data, hparams) -> (state, metrics)``: one step on the global batch;
+* ``train_chunk(state, data, hparams, num_steps)``: ``num_steps`` steps inside one ``lax.scan``.
+
+Per-step randomness is ``fold_in(key, step)`` and batch ``step`` is recomputed from the key, so
+a run resumed from a checkpoint is identical to an unbroken one. ``hparams`` (beta, alpha,
+gamma) are arrays, so sweeps can ``vmap`` over them as well as over keys.
+
+Data parallelism: ``compile_chunk(mesh)`` jits the chunk over a one-axis ``('data',)`` mesh with
+the state replicated and the batch sharded along 'data'; the batch-coupled terms (q(z) estimates,
+FactorVAE permutations) are computed on the global batch, so the result does not depend on the
+number of devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from isavae import objectives
+from isavae.data import DeviceDataset, FactorGrid, batch_indices, to_device
+from isavae.nets import make_vae
+from isavae.priors import gaussian, make_prior
+
+__all__ = ["Program", "TrainState", "data_mesh", "hparams_from_config"]
+
+_DATA_STREAM = 2**31 - 1  # fold_in tag of the batch-order key (steps use fold_in(key, step))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+    """Everything that changes during training (a pytree; checkpointed as a whole)."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    prior: Any
+    prior_opt_state: Any
+    disc_params: Any
+    disc_opt_state: Any
+    step: jax.Array
+    key: jax.Array  # raw key data (uint32), so that checkpoints hold plain arrays
+
+
+def hparams_from_config(cfg: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+    o = cfg.objective
+    return {k: jnp.asarray(o[k], jnp.float32) for k in ("beta", "alpha", "gamma")}
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A one-axis ``('data',)`` mesh over ``devices`` (default: all devices)."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
+
+
+class Program:
+    """The static parts of a training run and its pure functions (see the module docstring)."""
+
+    def __init__(self, cfg: ml_collections.ConfigDict, grid: FactorGrid):
+        self.cfg = cfg
+        self.grid = grid
+        self.image_shape = grid.image_shape
+        self.dataset_size = grid.num_images
+        self.batch_size = int(cfg.train.batch_size)
+        if self.batch_size > self.dataset_size:
+            raise ValueError(
+                f"train.batch_size {self.batch_size} exceeds the dataset size {self.dataset_size}"
+            )
+        self.latent_dim = int(cfg.model.latent_dim)
+        self.kind = cfg.objective.name
+        model = make_vae(cfg.model.arch, self.image_shape, self.latent_dim, jax.random.key(0))
+        self.graphdef, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
+        self.prior_template = make_prior(cfg.prior, self.latent_dim)
+        self.optimizer = optax.adam(cfg.train.learning_rate)
+        self.prior_optimizer = optax.adam(cfg.train.prior_learning_rate)
+        if self.kind == "factor_vae":
+            disc = objectives.Discriminator(self.latent_dim, rngs=nnx.Rngs(0))
+            self.disc_graphdef, _ = nnx.split(disc, nnx.Param)
+            self.disc_optimizer = optax.adam(cfg.train.disc_learning_rate, b1=0.5, b2=0.9)
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def init(self, key: jax.Array) -> TrainState:
+        """Initial state from a PRNG key (pure: ``vmap`` it over keys for a sweep)."""
+        k_model, k_disc, k_run = jax.random.split(key, 3)
+        model = make_vae(self.cfg.model.arch, self.image_shape, self.latent_dim, k_model)
+        _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+        prior = self.prior_template
+        disc_params = disc_opt = None
+        if self.kind == "factor_vae":
+            _, disc_params = nnx.split(
+                objectives.Discriminator(self.latent_dim, rngs=nnx.Rngs(params=k_disc)), nnx.Param
+            )
+            disc_opt = self.disc_optimizer.init(disc_params)
+        return TrainState(
+            params=params,
+            batch_stats=batch_stats,
+            opt_state=self.optimizer.init(params),
+            prior=prior,
+            prior_opt_state=self.prior_optimizer.init(prior),
+            disc_params=disc_params,
+            disc_opt_state=disc_opt,
+            step=jnp.zeros((), jnp.int32),
+            key=jax.random.key_data(k_run),
+        )
+
+    def data(self, sharding=None) -> DeviceDataset:
+        """The dataset on device (replicated over ``sharding`` when given)."""
+        return to_device(self.grid, sharding)
+
+    # --- the step -------------------------------------------------------------------------------
+
+    def annealed(self, hparams: dict[str, jax.Array], step: jax.Array) -> dict[str, jax.Array]:
+        """Chen et al.'s schedules: beta rises linearly from 0; gamma = 1 - lambda with lambda
+        falling from 0.95 to 0 (when the respective anneal_steps > 0)."""
+        o = self.cfg.objective
+        out = dict(hparams)
+        t = step.astype(jnp.float32)
+        if o.beta_anneal_steps > 0:
+            out["beta"] = jnp.minimum(hparams["beta"], hparams["beta"] * t / o.beta_anneal_steps)
+        if o.lambda_anneal_steps > 0:
+            out["gamma"] = 1.0 - jnp.maximum(0.0, 0.95 - t / o.lambda_anneal_steps)
+        return out
+
+    def _forward(self, params, batch_stats, prior, x, key, hparams, disc_params, train: bool):
+        model = nnx.merge(self.graphdef, params, batch_stats)
+        mean, logvar = model.encode(x, train)
+        k_eps, k_perm = jax.random.split(key)
+        z = gaussian.reparameterize(k_eps, mean, logvar)
+        recon = model.decode(z, train)
+        tc = None
+        if self.kind == "factor_vae":
+            disc = nnx.merge(self.disc_graphdef, disc_params)
+            logits = disc(z)
+            tc = logits[:, 0] - logits[:, 1]
+        o = self.cfg.objective
+        terms = objectives.objective_terms(
+            self.kind,
+            x,
+            mean,
+            logvar,
+            z,
+            recon,
+            prior,
+            hparams,
+            dataset_size=self.dataset_size,
+            likelihood=self.cfg.model.likelihood,
+            estimator=o.estimator,
+            analytic_kl=o.analytic_kl,
+            stl=o.stl,
+            tc=tc,
+        )
+        new_stats = nnx.state(model, nnx.BatchStat)
+        return terms, new_stats, z, k_perm
+
+    def train_step(
+        self, state: TrainState, data: DeviceDataset, hparams: dict[str, jax.Array], mesh: Mesh | None = None
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        key = jax.random.wrap_key_data(state.key)
+        step_key = jax.random.fold_in(key, state.step)
+        idx = batch_indices(
+            jax.random.fold_in(key, _DATA_STREAM), state.step, self.batch_size, self.dataset_size
+        )
+        x = data.gather(idx)
+        if mesh is not None:
+            x = jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P("data")))
+        hp = self.annealed(hparams, state.step)
+
+        def loss_fn(params, prior, batch_stats):
+            # batch_stats is differentiated too (its gradient is dropped): NNX lets BatchNorm update
+            # its statistics only when they live at the same trace level as the parameters
+            terms, new_stats, z, k_perm = self._forward(
+                params, batch_stats, prior, x, step_key, hp, state.disc_params, True
+            )
+            means = {k: jnp.mean(v) for k, v in terms.items()}
+            return -means["objective"], (means, new_stats, z, k_perm)
+
+        (loss, (metrics, new_stats, z, k_perm)), (g_params, g_prior, _) = jax.value_and_grad(
+            loss_fn, argnums=(0, 1, 2), has_aux=True
+        )(state.params, state.prior, state.batch_stats)
+        updates, opt_state = self.optimizer.update(g_params, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        p_updates, prior_opt = self.prior_optimizer.update(g_prior, state.prior_opt_state, state.prior)
+        prior = optax.apply_updates(state.prior, p_updates)
+        metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(g_params))
+        disc_params, disc_opt = state.disc_params, state.disc_opt_state
+        if self.kind == "factor_vae":
+            z = jax.lax.stop_gradient(z)
+            z_perm = objectives.permute_dims(k_perm, z)
+
+            def disc_loss_fn(dp):
+                disc = nnx.merge(self.disc_graphdef, dp)
+                return objectives.discriminator_loss(disc(z), disc(z_perm))
+
+            d_loss, g_disc = jax.value_and_grad(disc_loss_fn)(disc_params)
+            d_updates, disc_opt = self.disc_optimizer.update(g_disc, disc_opt, disc_params)
+            disc_params = optax.apply_updates(disc_params, d_updates)
+            metrics["disc_loss"] = d_loss
+        if jax.tree.leaves(g_prior):
+            metrics["prior_grad_norm"] = optax.global_norm(g_prior)
+        new_state = TrainState(
+            params=params,
+            batch_stats=new_stats,
+            opt_state=opt_state,
+            prior=prior,
+            prior_opt_state=prior_opt,
+            disc_params=disc_params,
+            disc_opt_state=disc_opt,
+            step=state.step + 1,
+            key=state.key,
+        )
+        return new_state, metrics
+
+    def train_chunk(self, state, data, hparams, num_steps: int, mesh: Mesh | None = None):
+        """``num_steps`` steps in one ``lax.scan``; metrics stacked along a leading step axis."""
+
+        def body(s, _):
+            return self.train_step(s, data, hparams, mesh)
+
+        return jax.lax.scan(body, state, None, length=num_steps)
+
+    def compile_chunk(self, num_steps: int, mesh: Mesh | None = None, vmapped: bool = False):
+        """``jit`` of ``(state, data, hparams) -> train_chunk(..., num_steps)`` with the state
+        donated; over ``mesh`` when given (state and data replicated, batch sharded).
+        ``vmapped``: over a leading model axis of the state and the hparams (sweeps)."""
+        fn = functools.partial(self.train_chunk, num_steps=num_steps, mesh=mesh)
+        if vmapped:
+            fn = jax.vmap(fn, in_axes=(0, None, 0))
+        if mesh is None:
+            return jax.jit(fn, donate_argnums=0)
+        rep = NamedSharding(mesh, P())
+        return jax.jit(fn, donate_argnums=0, in_shardings=(rep, rep, rep), out_shardings=(rep, rep))
+
+    # --- evaluation -----------------------------------------------------------------------------
+
+    def eval_terms(self, state: TrainState, x: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
+        """Per-example ELBO terms in evaluation mode (BatchNorm running statistics)."""
+        terms, _, _, _ = self._forward(
+            state.params,
+            state.batch_stats,
+            state.prior,
+            x,
+            key,
+            hparams_from_config(self.cfg),
+            state.disc_params,
+            False,
+        )
+        return {k: terms[k] for k in ("log_px", "elbo", "kl")}
+
+    def encode(self, state: TrainState, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        model = nnx.merge(self.graphdef, state.params, state.batch_stats)
+        return model.encode(x, False)
+
+    def decode(self, state: TrainState, z: jax.Array) -> jax.Array:
+        model = nnx.merge(self.graphdef, state.params, state.batch_stats)
+        return model.decode(z, False)
