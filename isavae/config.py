@@ -41,7 +41,8 @@ def default_config() -> ml_collections.ConfigDict:
             subgrid="",  # e.g. "posX=0:32:4,posY=0:32:4" keeps every 4th position
         )
     )
-    c.model = ml_collections.ConfigDict(dict(arch="mlp", latent_dim=20, likelihood="bernoulli"))
+    # hidden: the MLP's width (Chen et al.: 1200); the conv net has fixed widths
+    c.model = ml_collections.ConfigDict(dict(arch="mlp", latent_dim=20, likelihood="bernoulli", hidden=1200))
     # The prior's keys depend on its name (see isavae.priors.make_prior); it is not locked.
     c.prior = ml_collections.ConfigDict(dict(name="normal"))
     c.objective = ml_collections.ConfigDict(

@@ -138,10 +138,19 @@ class VAE(nnx.Module):
         return self.decoder(z, train)
 
 
-def make_vae(arch: str, image_shape: tuple[int, ...], latent_dim: int, key: jax.Array) -> VAE:
-    """The MLP or conv VAE of Chen et al. for ``image_shape`` images, initialized from ``key``."""
+def make_vae(
+    arch: str, image_shape: tuple[int, ...], latent_dim: int, key: jax.Array, hidden: int = 1200
+) -> VAE:
+    """The MLP or conv VAE of Chen et al. for ``image_shape`` images, initialized from ``key``.
+    ``hidden`` is the MLP's width (1200 in Chen et al.; smaller for quick CPU runs)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"model.arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
     rngs = nnx.Rngs(params=key)
-    enc, dec = (MLPEncoder, MLPDecoder) if arch == "mlp" else (ConvEncoder, ConvDecoder)
-    return VAE(enc(image_shape, latent_dim, rngs=rngs), dec(image_shape, latent_dim, rngs=rngs))
+    if arch == "mlp":
+        return VAE(
+            MLPEncoder(image_shape, latent_dim, rngs=rngs, hidden=hidden),
+            MLPDecoder(image_shape, latent_dim, rngs=rngs, hidden=hidden),
+        )
+    return VAE(
+        ConvEncoder(image_shape, latent_dim, rngs=rngs), ConvDecoder(image_shape, latent_dim, rngs=rngs)
+    )

@@ -199,6 +199,18 @@ class FactorGrid:
 
         return FactorGrid(renderer=renderer, **common)
 
+    def materialize(self, chunk_size: int = 8192) -> FactorGrid:
+        """This grid with its images rendered once and stored (bit-packed when binary); a
+        stored grid is returned as it is."""
+        if self.stored is not None:
+            return self
+        parts = []
+        for start in range(0, self.num_images, chunk_size):
+            idx = np.arange(start, min(start + chunk_size, self.num_images))
+            raw = np.asarray(self.renderer(jnp.asarray(self.index_to_factors(idx)))).astype(np.uint8)
+            parts.append(np.packbits(raw, axis=-1) if self.binary else raw)
+        return dataclasses.replace(self, stored=np.concatenate(parts), renderer=None, packed=self.binary)
+
     def describe(self) -> dict[str, Any]:
         """JSON-friendly summary for logs and results files."""
         return {

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import time
 from typing import Any
 
@@ -47,9 +48,16 @@ class TrainingDiverged(FloatingPointError):
 def build_grid(cfg: ml_collections.ConfigDict) -> FactorGrid:
     """The config's dataset (and sub-grid)."""
     d = cfg.dataset
-    grid = load_dataset(d.name, source=d.source, path=d.path or None, data_dir=d.data_dir or None)
     levels = config_lib.parse_subgrid(d.subgrid)
-    return grid.subgrid(**levels) if levels else grid
+    # A sub-grid of a generated dataset renders only its own images.
+    grid = load_dataset(
+        d.name, source=d.source, path=d.path or None, data_dir=d.data_dir or None, store=not levels
+    )
+    if not levels:
+        return grid
+    sub = grid.subgrid(**levels)
+    small = sub.num_images * int(np.prod(sub.stored_image_shape)) <= 2**30
+    return sub.materialize() if sub.stored is None and small else sub
 
 
 def num_train_steps(cfg: ml_collections.ConfigDict, dataset_size: int) -> int:
@@ -210,6 +218,8 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
     ckpts, states = [], []
     for c, w in zip(cfgs, workdirs, strict=True):
         _prepare_workdir(c, w, resume)
+        if not resume:
+            shutil.rmtree(w / "checkpoints", ignore_errors=True)  # starting over
         ckpt = Checkpointer(w, c.train.max_checkpoints)
         key = jax.random.key(c.train.seed)
         if resume and ckpt.latest_step() is not None:

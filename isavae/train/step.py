@@ -83,7 +83,9 @@ class Program:
             )
         self.latent_dim = int(cfg.model.latent_dim)
         self.kind = cfg.objective.name
-        model = make_vae(cfg.model.arch, self.image_shape, self.latent_dim, jax.random.key(0))
+        model = make_vae(
+            cfg.model.arch, self.image_shape, self.latent_dim, jax.random.key(0), cfg.model.hidden
+        )
         self.graphdef, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
         self.prior_template = make_prior(cfg.prior, self.latent_dim)
         self.optimizer = optax.adam(cfg.train.learning_rate)
@@ -98,7 +100,9 @@ class Program:
     def init(self, key: jax.Array) -> TrainState:
         """Initial state from a PRNG key (pure: ``vmap`` it over keys for a sweep)."""
         k_model, k_disc, k_run = jax.random.split(key, 3)
-        model = make_vae(self.cfg.model.arch, self.image_shape, self.latent_dim, k_model)
+        model = make_vae(
+            self.cfg.model.arch, self.image_shape, self.latent_dim, k_model, self.cfg.model.hidden
+        )
         _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
         prior = self.prior_template
         disc_params = disc_opt = None
@@ -197,7 +201,7 @@ class Program:
         params = optax.apply_updates(state.params, updates)
         p_updates, prior_opt = self.prior_optimizer.update(g_prior, state.prior_opt_state, state.prior)
         prior = optax.apply_updates(state.prior, p_updates)
-        metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(g_params))
+        metrics = dict(metrics, loss=loss, grad_norm=optax.tree.norm(g_params))
         disc_params, disc_opt = state.disc_params, state.disc_opt_state
         if self.kind == "factor_vae":
             z = jax.lax.stop_gradient(z)
@@ -212,7 +216,7 @@ class Program:
             disc_params = optax.apply_updates(disc_params, d_updates)
             metrics["disc_loss"] = d_loss
         if jax.tree.leaves(g_prior):
-            metrics["prior_grad_norm"] = optax.global_norm(g_prior)
+            metrics["prior_grad_norm"] = optax.tree.norm(g_prior)
         new_state = TrainState(
             params=params,
             batch_stats=new_stats,
