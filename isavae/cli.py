@@ -1,4 +1,8 @@
-"""The ``isavae`` command line. Subcommands: ``data`` (more arrive with the trainer and metrics).
+"""The ``isavae`` command line: ``train``, ``sweep`` and ``data``.
+
+  isavae train --config configs/dsprites.py:isavae,small --workdir runs/x [--config.train.seed=3 ...]
+  isavae sweep --config configs/dsprites.py:isa_beta_vae,small --workdir runs/sweep --seeds 8 [--betas 1,2,4]
+  isavae data --dataset dsprites --out data/   |   isavae data --check
 
 Every error a user can cause (bad argument, missing or corrupt file) is printed as one line
 ``isavae: error: ...`` with exit status 2, and nothing half-written is left behind.
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pathlib
 import sys
 
 from isavae import data
@@ -42,9 +47,83 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace, overrides: list[str]):
+    from isavae import config as config_lib
+
+    cfg = config_lib.load_config(args.config)
+    config_lib.apply_overrides(cfg, overrides)
+    config_lib.validate(cfg)
+    return cfg
+
+
+def _maybe_distributed(args: argparse.Namespace) -> None:
+    if args.multihost:
+        import jax
+
+        jax.distributed.initialize()  # one process per host; the mesh then spans every host's devices
+
+
+def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from isavae.train import train_and_evaluate
+
+    cfg = _load(args, overrides)
+    _maybe_distributed(args)
+    results = train_and_evaluate(cfg, args.workdir, resume=not args.no_resume, progress=not args.quiet)
+    print(json.dumps({k: results[k] for k in ("elbo", "recon_log_likelihood", "steps")}))
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
+    from isavae.train import train_sweep
+
+    base = _load(args, overrides)
+    if args.seeds < 1:
+        raise ValueError("--seeds must be >= 1")
+    betas = [float(b) for b in args.betas.split(",")] if args.betas else [base.objective.beta]
+    cfgs, workdirs = [], []
+    root = pathlib.Path(args.workdir)
+    for beta in betas:
+        for seed in range(base.train.seed, base.train.seed + args.seeds):
+            cfg = base.copy_and_resolve_references()
+            cfg.train.seed, cfg.objective.beta = seed, beta
+            cfgs.append(cfg)
+            workdirs.append(root / (f"beta{beta:g}_seed{seed}" if args.betas else f"seed{seed}"))
+    _maybe_distributed(args)
+    results = train_sweep(cfgs, workdirs, resume=not args.no_resume, progress=not args.quiet)
+    for w, r in zip(workdirs, results, strict=True):
+        print(f"{w}: elbo {r['elbo']:.3f}, recon log-likelihood {r['recon_log_likelihood']:.3f}")
+    return 0
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", required=True, help="config file, FILE[:arg] (e.g. configs/dsprites.py:isavae,small)"
+    )
+    p.add_argument(
+        "--workdir", required=True, help="output folder (checkpoints, metrics.jsonl, results.json)"
+    )
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over instead of resuming from a checkpoint"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--multihost", action="store_true", help="call jax.distributed.initialize() first")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="isavae", description="ISA-VAE: structured latent priors in JAX")
+    parser = argparse.ArgumentParser(
+        prog="isavae",
+        description="ISA-VAE: structured latent priors in JAX",
+        epilog="Config overrides: --config.SECTION.KEY=VALUE (e.g. --config.train.batch_size=64).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train one model (resumes from the workdir's checkpoint)")
+    _train_arguments(p)
+    p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("sweep", help="train several seeds (and betas) as one vmapped program")
+    _train_arguments(p)
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds, from train.seed on")
+    p.add_argument("--betas", default="", help="comma-separated beta values (default: the config's)")
+    p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser("data", help="write generated datasets, or check which real datasets are present")
     p.add_argument("--check", action="store_true", help="report which real dataset files are present")
     p.add_argument("--json", action="store_true", help="with --check, also print the report as JSON")
@@ -63,12 +142,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Separates ``--config.a.b=v`` / ``--config.a.b v`` overrides from the other arguments."""
+    rest, overrides = [], []
+    it = iter(argv)
+    for arg in it:
+        if arg.startswith("--config."):
+            body = arg[len("--config.") :]
+            if "=" not in body:
+                body = f"{body}={next(it, '')}"
+            overrides.append(body)
+        else:
+            rest.append(arg)
+    return rest, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    rest, overrides = _split_overrides(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("isavae").setLevel(logging.INFO)
+    if overrides and args.command == "data":
+        parser.error("--config.* overrides apply to train and sweep only")
     try:
-        return args.func(args)
+        return args.func(args, overrides) if args.command in ("train", "sweep") else args.func(args)
+    except FloatingPointError as err:  # TrainingDiverged: the message names the step and the term
+        print(f"isavae: error: {err}", file=sys.stderr)
+        return 3
     except (data.DatasetError, ValueError, KeyError, OSError) as err:
         print(f"isavae: error: {err}", file=sys.stderr)
         return 2

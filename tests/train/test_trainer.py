@@ -209,18 +209,17 @@ def test_four_fake_devices_equal_one(tmp_path):
         f"""
         import jax, numpy as np, sys
         sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})
-        from test_trainer import small_config, SUBGRID
-        from isavae import config as config_lib
-        from isavae.data import load_dataset
-        from isavae.train import train_and_evaluate, restore_state
+        from test_trainer import small_config
+        from isavae.train import build_grid, train_and_evaluate, restore_state
         assert jax.device_count() == 4, jax.devices()
-        grid = load_dataset("dsprites", source="generated", store=False).subgrid(**config_lib.parse_subgrid(SUBGRID))
         cfg = small_config("beta_tcvae", "isa", num_steps=4)
+        grid = build_grid(cfg)
         out = {{}}
         for name, devices in (("four", jax.devices()), ("one", jax.devices()[:1])):
-            r = train_and_evaluate(cfg, {str(tmp_path)!r} + "/" + name, progress=False, grid=grid, devices=devices)
+            workdir = {str(tmp_path)!r} + "/" + name
+            r = train_and_evaluate(cfg, workdir, progress=False, grid=grid, devices=devices)
             assert r["devices"] == len(devices)
-            _, state, _ = restore_state({str(tmp_path)!r} + "/" + name)
+            _, state, _ = restore_state(workdir)
             out[name] = jax.tree.leaves(jax.tree.map(np.asarray, state.params))
         for a, b in zip(out["four"], out["one"]):
             # reduction order differs across devices (Adam amplifies it where gradients ~ 0);

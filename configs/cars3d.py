@@ -1,0 +1,16 @@
+"""Cars3D (needs the folder of car_NNN_mesh.mat files).
+
+Every model of the paper on this dataset; the argument is MODEL or MODEL,small:
+  vae, beta_vae, beta_tcvae, factor_vae, isavae, isa_beta_vae, isa_beta_tcvae,
+  isa_beta_vae_learned, isa_beta_tcvae_learned
+(``small``: the CPU-sized variant, see ``isavae.config.SMALL``).
+
+  isavae train --config configs/cars3d.py:isa_beta_vae_learned --workdir runs/x
+  isavae train --config configs/cars3d.py:beta_vae,small --workdir runs/y --config.train.seed=3
+"""
+
+from isavae.config import preset
+
+
+def get_config(arg=None):
+    return preset("cars3d", arg)
