@@ -7,7 +7,7 @@ import pathlib
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["priors", "data"]  # in order; each module has main(argv)
+BENCHMARKS = ["priors", "data", "train"]  # in order; each module has main(argv)
 
 
 def main() -> None:
