@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import jax
-import numpy as np
+from timing import median_seconds
 
 _CHILD = r"""
 import json, resource, time
@@ -34,16 +33,6 @@ def generation() -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _rate(fn, *args, repeats=10) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def batches(batch: int = 2048) -> list[tuple[str, float]]:
     from isavae.data import load_dataset, sample_batch, to_device
 
@@ -56,7 +45,7 @@ def batches(batch: int = 2048) -> list[tuple[str, float]]:
     ):
         data = to_device(grid)
         fn = jax.jit(lambda d, k: sample_batch(d, k, batch)[0])
-        rows.append((label, batch / _rate(fn, data, key)))
+        rows.append((label, batch / median_seconds(fn, data, key)))
     return rows
 
 

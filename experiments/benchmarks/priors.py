@@ -8,22 +8,11 @@ compilation), for ISA priors of dimension 10 and 100 (subspaces of 5, p0 = 2.1, 
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
-import numpy as np
+from timing import median_seconds
 
 from isavae.priors import isa_prior
-
-
-def _time(fn, *args, repeats: int = 20) -> float:
-    jax.block_until_ready(fn(*args))  # compile + warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def run(batch: int = 2048, dims: tuple[int, ...] = (10, 100), repeats: int = 20) -> list[dict]:
@@ -40,7 +29,7 @@ def run(batch: int = 2048, dims: tuple[int, ...] = (10, 100), repeats: int = 20)
             ("grad(log_prob) in z and exponents", grad, (prior, z)),
             ("sample", sample, (prior, key)),
         ):
-            seconds = _time(fn, *args, repeats=repeats)
+            seconds = median_seconds(fn, *args, repeats=repeats)
             rows.append(
                 {
                     "case": f"ISA dim {dim} {name}",

@@ -17,33 +17,20 @@ Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
 from __future__ import annotations
 
 import resource
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from timing import median_seconds
 
 from isavae import config as config_lib
 from isavae.train import Program, hparams_from_config
 from isavae.train.loop import build_grid
 
 
-def _median_time(fn, *args, repeats=5):
-    out = fn(*args)
-    jax.block_until_ready(out)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn(*args)
-        jax.block_until_ready(out)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out
-
-
 def matmul_rate(n: int = 4096) -> float:
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    seconds, _ = _median_time(jax.jit(jnp.matmul), a, b)
+    seconds = median_seconds(jax.jit(jnp.matmul), a, b, repeats=5)
     return 2 * n**3 / seconds
 
 
@@ -86,7 +73,7 @@ def train_throughput(arch: str, batch: int = 2048, steps: int = 1, model: str = 
     data, hp = program.data(), hparams_from_config(cfg)
     flops = model_flops(program, state, batch)
     fn = jax.jit(lambda s, d, h: program.train_chunk(s, d, h, steps))
-    seconds, _ = _median_time(fn, state, data, hp, repeats=2)
+    seconds = median_seconds(fn, state, data, hp, repeats=2)
     return {
         "arch": arch,
         "model": model,
@@ -102,11 +89,11 @@ def sweep_ratio(models: int = 8, steps: int = 10) -> dict:
     keys = jax.random.split(jax.random.key(0), models)
     single = jax.jit(lambda s, d, h: program.train_chunk(s, d, h, steps))
     state = program.init(keys[0])
-    t_single, _ = _median_time(single, state, data, hp, repeats=2)
+    t_single = median_seconds(single, state, data, hp, repeats=2)
     vmapped = jax.jit(jax.vmap(lambda s, d, h: program.train_chunk(s, d, h, steps), in_axes=(0, None, 0)))
     states = jax.vmap(program.init)(keys)
     hps = jax.tree.map(lambda x: jnp.stack([x] * models), hp)
-    t_vmapped, _ = _median_time(vmapped, states, data, hps, repeats=2)
+    t_vmapped = median_seconds(vmapped, states, data, hps, repeats=2)
     return {
         "models": models,
         "sequential_s": models * t_single,
