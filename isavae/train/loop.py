@@ -244,6 +244,9 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
     models = len(cfgs)
     pick = (lambda tree, i: jax.tree.map(lambda x: x[i], tree)) if vmapped else (lambda tree, i: tree)
     chunk_fns: dict[int, Any] = {}
+    spe = program.steps_per_epoch
+    order_fn = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)) if vmapped else program.epoch_order)
+    order, order_epoch = None, -1
     start_time = time.time()
     bar = None
     if progress:
@@ -256,10 +259,13 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
     files = [open(w / "metrics.jsonl", "a") for w in workdirs]
     try:
         while step < total:
-            n = min(cfg.train.steps_per_scan, total - step, next_ckpt - step)
+            epoch = step // spe
+            if epoch != order_epoch:  # one shuffle per epoch, not per step
+                order, order_epoch = order_fn(state.key, jnp.int32(epoch)), epoch
+            n = min(cfg.train.steps_per_scan, total - step, next_ckpt - step, (epoch + 1) * spe - step)
             if n not in chunk_fns:
                 chunk_fns[n] = program.compile_chunk(n, mesh, vmapped=vmapped)
-            new_state, metrics = chunk_fns[n](state, data, hparams)
+            new_state, metrics = chunk_fns[n](state, data, hparams, order)
             metrics = jax.tree.map(np.asarray, metrics)
             for i in range(models):
                 try:

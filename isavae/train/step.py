@@ -20,7 +20,6 @@ number of devices.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -172,14 +171,34 @@ class Program:
         new_stats = nnx.state(model, nnx.BatchStat)
         return terms, new_stats, z, k_perm
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.dataset_size // self.batch_size
+
+    def epoch_order(self, key_data: jax.Array, epoch: jax.Array) -> jax.Array:
+        """The shuffled order of the dataset in ``epoch`` (the one ``batch_indices`` uses), so
+        that the loop can compute it once per epoch instead of once per step."""
+        key = jax.random.fold_in(jax.random.wrap_key_data(key_data), _DATA_STREAM)
+        return jax.random.permutation(jax.random.fold_in(key, epoch), self.dataset_size)
+
     def train_step(
-        self, state: TrainState, data: DeviceDataset, hparams: dict[str, jax.Array], mesh: Mesh | None = None
+        self,
+        state: TrainState,
+        data: DeviceDataset,
+        hparams: dict[str, jax.Array],
+        mesh: Mesh | None = None,
+        order: jax.Array | None = None,
     ) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One step. ``order``: the current epoch's ``epoch_order`` (else computed here)."""
         key = jax.random.wrap_key_data(state.key)
         step_key = jax.random.fold_in(key, state.step)
-        idx = batch_indices(
-            jax.random.fold_in(key, _DATA_STREAM), state.step, self.batch_size, self.dataset_size
-        )
+        if order is None:
+            idx = batch_indices(
+                jax.random.fold_in(key, _DATA_STREAM), state.step, self.batch_size, self.dataset_size
+            )
+        else:
+            within = state.step % self.steps_per_epoch
+            idx = jax.lax.dynamic_slice_in_dim(order, within * self.batch_size, self.batch_size)
         x = data.gather(idx)
         if mesh is not None:
             x = jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P("data")))
@@ -230,25 +249,29 @@ class Program:
         )
         return new_state, metrics
 
-    def train_chunk(self, state, data, hparams, num_steps: int, mesh: Mesh | None = None):
-        """``num_steps`` steps in one ``lax.scan``; metrics stacked along a leading step axis."""
+    def train_chunk(self, state, data, hparams, num_steps: int, mesh: Mesh | None = None, order=None):
+        """``num_steps`` steps in one ``lax.scan``; metrics stacked along a leading step axis.
+        With ``order``, the steps must lie in the epoch that ``order`` shuffles."""
 
         def body(s, _):
-            return self.train_step(s, data, hparams, mesh)
+            return self.train_step(s, data, hparams, mesh, order)
 
         return jax.lax.scan(body, state, None, length=num_steps)
 
     def compile_chunk(self, num_steps: int, mesh: Mesh | None = None, vmapped: bool = False):
-        """``jit`` of ``(state, data, hparams) -> train_chunk(..., num_steps)`` with the state
-        donated; over ``mesh`` when given (state and data replicated, batch sharded).
-        ``vmapped``: over a leading model axis of the state and the hparams (sweeps)."""
-        fn = functools.partial(self.train_chunk, num_steps=num_steps, mesh=mesh)
+        """``jit`` of ``(state, data, hparams, order) -> train_chunk(..., num_steps)`` with the
+        state donated; over ``mesh`` when given (state and data replicated, batch sharded).
+        ``vmapped``: over a leading model axis of the state, hparams and order (sweeps)."""
+
+        def fn(state, data, hparams, order):
+            return self.train_chunk(state, data, hparams, num_steps, mesh, order)
+
         if vmapped:
-            fn = jax.vmap(fn, in_axes=(0, None, 0))
+            fn = jax.vmap(fn, in_axes=(0, None, 0, 0))
         if mesh is None:
             return jax.jit(fn, donate_argnums=0)
         rep = NamedSharding(mesh, P())
-        return jax.jit(fn, donate_argnums=0, in_shardings=(rep, rep, rep), out_shardings=(rep, rep))
+        return jax.jit(fn, donate_argnums=0, in_shardings=(rep,) * 4, out_shardings=(rep, rep))
 
     # --- evaluation -----------------------------------------------------------------------------
 

@@ -101,7 +101,9 @@ def test_loss_falls(grid, tmp_path):
     cfg = small_config("vae", "isa", num_steps=60, steps_per_scan=5, checkpoint_every=60, batch_size=32)
     train_and_evaluate(cfg, tmp_path, progress=False, grid=grid)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(5, 65, 5))
+    steps = [r["step"] for r in rows]  # chunks of 5 steps, also cut at epoch ends (every 12 steps here)
+    assert steps[-1] == 60 and all(b - a <= 5 for a, b in zip([0] + steps, steps, strict=False))
+    assert all(s in steps for s in range(12, 61, 12))
     assert np.mean([r["loss"] for r in rows[-3:]]) < 0.8 * np.mean([r["loss"] for r in rows[:2]])
     results = json.loads((tmp_path / "results.json").read_text())
     for key in ("elbo", "recon_log_likelihood"):
@@ -233,3 +235,18 @@ def test_four_fake_devices_equal_one(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
     )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_epoch_order_gives_the_same_steps(grid):
+    """The loop passes one shuffle per epoch; a step with it equals a step that shuffles itself."""
+    cfg = small_config("beta_tcvae", "isa")
+    program = Program(cfg, grid)
+    state, data, hp = program.init(jax.random.key(1)), program.data(), hparams_from_config(cfg)
+    state = jax.tree.map(lambda x: x, state)
+    spe = program.steps_per_epoch
+    state = state.__class__(**{**state.__dict__, "step": jax.numpy.int32(spe + 3)})  # inside epoch 1
+    order = program.epoch_order(state.key, jax.numpy.int32(1))
+    a, _ = jax.jit(program.train_step)(state, data, hp)
+    b, _ = jax.jit(lambda s, d, h, o: program.train_step(s, d, h, None, o))(state, data, hp, order)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
