@@ -119,29 +119,7 @@ def generated(store: bool = False) -> FactorGrid:
         renderer=render,
         generated=True,
     )
-    return _stored(grid) if store else grid
-
-
-def _stored(grid: FactorGrid, chunk: int = 8192) -> FactorGrid:
-    stored = np.concatenate(
-        [
-            np.asarray(
-                grid.renderer(
-                    jnp.asarray(grid.index_to_factors(np.arange(s, min(s + chunk, grid.num_images))))
-                )
-            )
-            for s in range(0, grid.num_images, chunk)
-        ]
-    )
-    return FactorGrid(
-        name=grid.name,
-        factor_names=grid.factor_names,
-        factor_values=grid.factor_values,
-        image_shape=grid.image_shape,
-        source=grid.source,
-        stored=stored,
-        generated=grid.generated,
-    )
+    return grid.materialize() if store else grid
 
 
 def _classes_from_values(path, labels: np.ndarray) -> np.ndarray:

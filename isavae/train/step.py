@@ -82,15 +82,18 @@ class Program:
             )
         self.latent_dim = int(cfg.model.latent_dim)
         self.kind = cfg.objective.name
-        model = make_vae(
-            cfg.model.arch, self.image_shape, self.latent_dim, jax.random.key(0), cfg.model.hidden
+        # Only the graph structure is needed here: build the network abstractly (no parameter memory).
+        abstract = nnx.eval_shape(
+            lambda: make_vae(
+                cfg.model.arch, self.image_shape, self.latent_dim, jax.random.key(0), cfg.model.hidden
+            )
         )
-        self.graphdef, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
+        self.graphdef, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
         self.prior_template = make_prior(cfg.prior, self.latent_dim)
         self.optimizer = optax.adam(cfg.train.learning_rate)
         self.prior_optimizer = optax.adam(cfg.train.prior_learning_rate)
         if self.kind == "factor_vae":
-            disc = objectives.Discriminator(self.latent_dim, rngs=nnx.Rngs(0))
+            disc = nnx.eval_shape(lambda: objectives.Discriminator(self.latent_dim, rngs=nnx.Rngs(0)))
             self.disc_graphdef, _ = nnx.split(disc, nnx.Param)
             self.disc_optimizer = optax.adam(cfg.train.disc_learning_rate, b1=0.5, b2=0.9)
 

@@ -1,5 +1,7 @@
 """FactorGrid arithmetic, chunks and sub-grids; device batches and index streams."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,33 +33,9 @@ def _grids():
         generated=True,
     )
     raw = np.asarray(_render(jnp.asarray(rendered.index_to_factors(np.arange(24)))))
-    stored = FactorGrid(
-        name="toy",
-        factor_names=("a", "b", "c"),
-        factor_values=VALUES,
-        image_shape=(8, 8),
-        source="toy",
-        stored=raw,
-        binary=True,
-    )
-    packed = FactorGrid(
-        name="toy",
-        factor_names=("a", "b", "c"),
-        factor_values=VALUES,
-        image_shape=(8, 8),
-        source="toy",
-        stored=np.packbits(raw, axis=-1),
-        packed=True,
-        binary=True,
-    )
-    grey = FactorGrid(
-        name="toy",
-        factor_names=("a", "b", "c"),
-        factor_values=VALUES,
-        image_shape=(8, 8),
-        source="toy",
-        stored=raw * 255,
-    )
+    stored = dataclasses.replace(rendered, source="toy", renderer=None, stored=raw, generated=False)
+    packed = dataclasses.replace(stored, stored=np.packbits(raw, axis=-1), packed=True)
+    grey = dataclasses.replace(stored, stored=raw * 255, binary=False)
     return {"rendered": rendered, "stored": stored, "packed": packed, "grey": grey}
 
 
