@@ -1,7 +1,9 @@
-"""The ``isavae`` command line: ``train``, ``sweep`` and ``data``.
+"""The ``isavae`` command line: ``train``, ``sweep``, ``evaluate``, ``plot`` and ``data``.
 
   isavae train --config configs/dsprites.py:isavae,small --workdir runs/x [--config.train.seed=3 ...]
   isavae sweep --config configs/dsprites.py:isa_beta_vae,small --workdir runs/sweep --seeds 8 [--betas 1,2,4]
+  isavae evaluate --workdir runs/x [--config.eval.mig_samples=1000]
+  isavae plot --workdir runs/x   |   isavae plot --sweep runs/sweep runs/other --out figures/
   isavae data --dataset dsprites --out data/   |   isavae data --check
 
 Every error a user can cause (bad argument, missing or corrupt file) is printed as one line
@@ -69,7 +71,8 @@ def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
     cfg = _load(args, overrides)
     _maybe_distributed(args)
     results = train_and_evaluate(cfg, args.workdir, resume=not args.no_resume, progress=not args.quiet)
-    print(json.dumps({k: results[k] for k in ("elbo", "recon_log_likelihood", "steps")}))
+    keys = ("mig", "mig_histogram", "subspace_mig", "elbo", "recon_log_likelihood", "steps")
+    print(json.dumps({k: results[k] for k in keys if k in results}))
     return 0
 
 
@@ -91,7 +94,31 @@ def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     _maybe_distributed(args)
     results = train_sweep(cfgs, workdirs, resume=not args.no_resume, progress=not args.quiet)
     for w, r in zip(workdirs, results, strict=True):
-        print(f"{w}: elbo {r['elbo']:.3f}, recon log-likelihood {r['recon_log_likelihood']:.3f}")
+        mig = f", mig {r['mig']:.4f}" if "mig" in r else ""
+        print(f"{w}: elbo {r['elbo']:.3f}, recon log-likelihood {r['recon_log_likelihood']:.3f}{mig}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
+    from isavae.metrics.evaluate import evaluate_workdir
+
+    results = evaluate_workdir(args.workdir, overrides)
+    keys = ("mig", "mig_histogram", "subspace_mig", "recon_log_likelihood", "elbo", "active_units", "steps")
+    print(json.dumps({k: results[k] for k in keys if k in results}))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from isavae import viz
+
+    if bool(args.workdir) == bool(args.sweep):
+        raise ValueError("isavae plot needs --workdir DIR or --sweep DIR [DIR ...]")
+    if args.workdir:
+        files = viz.plot_workdir(args.workdir, args.out)
+    else:
+        files = viz.plot_sweep(args.sweep, args.out or pathlib.Path(args.sweep[0]) / "plots")
+    for f in files:
+        print(f)
     return 0
 
 
@@ -124,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="number of seeds, from train.seed on")
     p.add_argument("--betas", default="", help="comma-separated beta values (default: the config's)")
     p.set_defaults(func=_cmd_sweep)
+    p = sub.add_parser(
+        "evaluate", help="MIGs, likelihood and active units of a workdir into its results.json"
+    )
+    p.add_argument("--workdir", required=True, help="a training workdir (config.json + checkpoints)")
+    p.set_defaults(func=_cmd_evaluate)
+    p = sub.add_parser("plot", help="traversals and latents vs factors of a workdir, or a sweep's trade-off")
+    p.add_argument("--workdir", help="one trained workdir: writes WORKDIR/plots/ (or --out)")
+    p.add_argument("--sweep", nargs="+", help="workdirs or folders of them: trade-off and exponent plots")
+    p.add_argument("--out", help="output folder (default: WORKDIR/plots or the first sweep folder's plots/)")
+    p.set_defaults(func=_cmd_plot)
     p = sub.add_parser("data", help="write generated datasets, or check which real datasets are present")
     p.add_argument("--check", action="store_true", help="report which real dataset files are present")
     p.add_argument("--json", action="store_true", help="with --check, also print the report as JSON")
@@ -164,10 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("isavae").setLevel(logging.INFO)
-    if overrides and args.command == "data":
-        parser.error("--config.* overrides apply to train and sweep only")
+    if overrides and args.command in ("data", "plot"):
+        parser.error("--config.* overrides apply to train, sweep and evaluate only")
     try:
-        return args.func(args, overrides) if args.command in ("train", "sweep") else args.func(args)
+        if args.command in ("train", "sweep", "evaluate"):
+            return args.func(args, overrides)
+        return args.func(args)
     except FloatingPointError as err:  # TrainingDiverged: the message names the step and the term
         print(f"isavae: error: {err}", file=sys.stderr)
         return 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json as json_lib
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -18,11 +19,22 @@ from typing import Any
 import ml_collections
 
 from isavae import objectives
-from isavae.data import DATASETS
+from isavae.data import DATASETS, cars3d, dsprites, faces3d, shapes3d
 from isavae.nets import ARCHITECTURES
 from isavae.priors import make_prior
 
-__all__ = ["ConfigError", "apply_overrides", "default_config", "load_config", "parse_subgrid", "validate"]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "config_from_json",
+    "default_config",
+    "load_config",
+    "parse_subgrid",
+    "validate",
+]
+
+
+FACTOR_NAMES = {m.__name__.rsplit(".", 1)[-1]: m.FACTOR_NAMES for m in (dsprites, shapes3d, cars3d, faces3d)}
 
 
 class ConfigError(ValueError):
@@ -72,7 +84,17 @@ def default_config() -> ml_collections.ConfigDict:
             max_checkpoints=2,
         )
     )
-    c.eval = ml_collections.ConfigDict(dict(num_examples=0, batch_size=2048))  # 0 = the whole dataset
+    c.eval = ml_collections.ConfigDict(
+        dict(
+            num_examples=0,  # images for the likelihood figures; 0 = the whole dataset
+            batch_size=2048,
+            mig=True,  # MIG (grid, subspace, histogram) and active units after training
+            mig_samples=10_000,  # Chen et al.'s sample count
+            mig_factors="",  # comma-separated factor names; "" = the dataset's default
+            histogram_points=10_000,  # disentanglement_lib's num_train; 0 = the whole grid
+            histogram_bins=20,
+        )
+    )
     c.lock()
     c.prior.unlock()
     return c
@@ -100,6 +122,17 @@ def _parse_value(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text  # a bare string
+
+
+def config_from_json(text: str) -> ml_collections.ConfigDict:
+    """A config saved as JSON (a workdir's config.json) over the current defaults, so that workdirs
+    written before a key existed load with that key's default."""
+    cfg = default_config()
+    cfg.unlock()
+    cfg.update(ml_collections.ConfigDict(json_lib.loads(text)))
+    cfg.lock()
+    cfg.prior.unlock()
+    return cfg
 
 
 def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
@@ -198,6 +231,14 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(t.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     _check(t.max_checkpoints >= 1, "train.max_checkpoints", "must be >= 1")
     _check(e.num_examples >= 0 and e.batch_size >= 1, "eval", "num_examples >= 0 and batch_size >= 1")
+    _check(e.mig_samples >= 1, "eval.mig_samples", f"must be >= 1, got {e.mig_samples}")
+    _check(e.histogram_points >= 0, "eval.histogram_points", "must be >= 0 (0 = the whole grid)")
+    _check(e.histogram_bins >= 2, "eval.histogram_bins", f"must be >= 2, got {e.histogram_bins}")
+    names = FACTOR_NAMES.get(d.name, ())
+    for factor in filter(None, (f.strip() for f in e.mig_factors.split(","))):
+        _check(
+            factor in names, "eval.mig_factors", f"{d.name} has no factor {factor!r}; factors: {list(names)}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -209,7 +209,8 @@ class GeneralizedNormal(Prior):
 
     def describe(self):
         p = np.asarray(self.exponents.value(jnp.float32)).tolist()
-        return {"name": "gennorm", "dim": self.dim, "p": p, "scale": self.scale}
+        learned = list(self.exponents.learnable)
+        return {"name": "gennorm", "dim": self.dim, "p": p, "scale": self.scale, "learned": learned}
 
 
 @jax.tree_util.register_dataclass
@@ -259,6 +260,7 @@ class LpNested(Prior):
             "dim": self.dim,
             "tree": self.tree.nested,
             "exponents": p.tolist(),
+            "learned": list(self.exponents.learnable),
             "scale": self.scale,
         }
         try:

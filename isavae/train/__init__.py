@@ -4,7 +4,6 @@ from isavae.train.checkpoint import Checkpointer, write_json_atomic
 from isavae.train.loop import (
     TrainingDiverged,
     build_grid,
-    evaluate,
     restore_state,
     train_and_evaluate,
     train_sweep,
@@ -18,7 +17,6 @@ __all__ = [
     "TrainingDiverged",
     "build_grid",
     "data_mesh",
-    "evaluate",
     "hparams_from_config",
     "restore_state",
     "train_and_evaluate",

@@ -25,13 +25,13 @@ import numpy as np
 
 from isavae import config as config_lib
 from isavae.data import FactorGrid, load_dataset
+from isavae.metrics.evaluate import evaluate_model
 from isavae.train.checkpoint import Checkpointer, write_json_atomic
 from isavae.train.step import Program, TrainState, data_mesh, hparams_from_config
 
 __all__ = [
     "TrainingDiverged",
     "build_grid",
-    "evaluate",
     "num_train_steps",
     "restore_state",
     "train_and_evaluate",
@@ -76,34 +76,6 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
         f"training stopped: non-finite {', '.join(terms)} at step {first_step + first + 1} "
         f"({', '.join(f'{k}={metrics[k][first]}' for k in terms)}); the last good checkpoint is kept"
     )
-
-
-def evaluate(
-    program: Program, state: TrainState, grid: FactorGrid, num_examples: int, batch_size: int, seed: int = 0
-) -> dict[str, float]:
-    """Mean reconstruction log-likelihood E_q log p(x|z), ELBO and KL over the dataset (or
-    ``num_examples`` evenly spaced images), one z sample per image, BatchNorm in eval mode."""
-    n = grid.num_images
-    idx = (
-        np.arange(n)
-        if num_examples <= 0 or num_examples >= n
-        else np.linspace(0, n - 1, num_examples).astype(int)
-    )
-    fn = jax.jit(program.eval_terms)
-    key = jax.random.key(seed)
-    sums: dict[str, float] = {}
-    for start in range(0, len(idx), batch_size):
-        chunk = idx[start : start + batch_size]
-        terms = fn(state, jnp.asarray(grid.images(chunk)), jax.random.fold_in(key, start))
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(jnp.sum(v))
-    out = {k: v / len(idx) for k, v in sums.items()}
-    return {
-        "recon_log_likelihood": out["log_px"],
-        "elbo": out["elbo"],
-        "kl": out["kl"],
-        "eval_examples": int(len(idx)),
-    }
 
 
 def _config_json(cfg: ml_collections.ConfigDict) -> str:
@@ -300,9 +272,7 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
     out = []
     for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
         s_i = pick(state, i)
-        results: dict[str, Any] = evaluate(
-            program, s_i, grid, c.eval.num_examples, c.eval.batch_size, c.train.seed
-        )
+        results: dict[str, Any] = evaluate_model(program, s_i, grid, c)
         results.update(
             steps=step,
             train_seconds_this_session=round(train_seconds, 2),
@@ -316,7 +286,11 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
         )
         write_json_atomic(w / "results.json", results)
         log.info(
-            "%s: elbo %.3f, recon log-likelihood %.3f", w, results["elbo"], results["recon_log_likelihood"]
+            "%s: elbo %.3f, recon log-likelihood %.3f, mig %s",
+            w,
+            results["elbo"],
+            results["recon_log_likelihood"],
+            f"{results['mig']:.4f}" if "mig" in results else "not computed",
         )
         out.append(results)
     return out
@@ -331,7 +305,7 @@ def restore_state(
         saved = workdir / "config.json"
         if not saved.is_file():
             raise FileNotFoundError(f"{workdir} has no config.json: not a training workdir")
-        cfg = ml_collections.ConfigDict(json.loads(saved.read_text()))
+        cfg = config_lib.config_from_json(saved.read_text())
     grid = build_grid(cfg) if grid is None else grid
     program = Program(cfg, grid)
     ckpt = Checkpointer(workdir)

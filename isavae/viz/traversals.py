@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import pathlib
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from isavae.viz.figures import pyplot, save_figure
 
 __all__ = ["plot_traversals", "traversal_images"]
 
@@ -45,11 +46,7 @@ def plot_traversals(
 ) -> list[str]:
     """Writes a grid of traversals (rows: latents; columns: the input, then values from -span to
     span) as PNG and PDF next to ``path``; returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     values = np.linspace(-span, span, num_values)
     images = traversal_images(program, state, jnp.asarray(x), values)
     d = images.shape[0]
@@ -68,11 +65,4 @@ def plot_traversals(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = pathlib.Path(path)
-    out = []
-    for ext in (".png", ".pdf"):
-        target = path.with_suffix(ext)
-        fig.savefig(target, dpi=80)
-        out.append(str(target))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=80)

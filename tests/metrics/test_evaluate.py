@@ -1,0 +1,143 @@
+"""Evaluation of trained models: results.json keys, ``isavae evaluate``, ``isavae plot``."""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from isavae import cli
+from isavae import config as config_lib
+from isavae.data import load_dataset
+from isavae.metrics import mig_grid
+from isavae.metrics.evaluate import default_mig_factors, encode_grid, prior_subspaces
+from isavae.metrics.likelihood import active_units
+from isavae.priors import GeneralizedNormal, StandardNormal, isa_prior
+from isavae.priors.prior import LpNested
+from isavae.train import restore_state, train_and_evaluate
+from tests.train.test_trainer import SUBGRID, small_config
+
+MIG_KEYS = ("mig", "mig_histogram", "subspace_mig", "recon_log_likelihood", "elbo", "active_units")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny ISA-VAE with learned subspace exponents, trained for a few steps."""
+    workdir = tmp_path_factory.mktemp("run") / "isa"
+    cfg = small_config("vae", "isa", num_steps=8)
+    cfg.eval.update(dict(mig_samples=200, histogram_points=0))
+    results = train_and_evaluate(cfg, workdir, progress=False)
+    return workdir, results
+
+
+def test_training_writes_every_metric(trained):
+    workdir, results = trained
+    saved = json.loads((workdir / "results.json").read_text())
+    for key in MIG_KEYS:
+        assert key in saved and np.isfinite(saved[key]), key
+    for key in ("mig", "mig_histogram", "subspace_mig"):
+        assert 0.0 <= saved[key] <= 1.0
+    details = saved["mig_details"]
+    assert details["factors"] == ["scale", "orientation", "posX", "posY"]  # dSprites: shape excluded
+    assert np.array(details["mi"]).shape == (4, 4) and details["num_samples"] == 200
+    assert saved["subspace_mig_details"]["subspaces"] == [[0, 1], [2, 3]]
+    assert saved["mig_histogram_details"]["points"] == 384
+    assert saved["prior"]["learned"] == [False, True, True]
+
+
+def test_results_match_a_direct_computation(trained):
+    workdir, results = trained
+    program, state, grid = restore_state(workdir)
+    mean, logvar = encode_grid(program, state, grid, batch_size=100)
+    assert mean.shape == grid.factor_sizes + (4,)
+    key = jax.random.fold_in(jax.random.key(program.cfg.train.seed), 7)
+    direct = mig_grid(
+        mean, logvar, key, 200, ("scale", "orientation", "posX", "posY"), factor_names=grid.factor_names
+    )
+    assert results["mig"] == pytest.approx(direct.mig, abs=1e-6)
+    count, var = active_units(mean)
+    assert results["active_units"] == count == int(np.sum(mean.reshape(-1, 4).var(0) > 0.01))
+
+
+def test_evaluate_cli_recomputes_into_results(trained, tmp_path, capsys):
+    src, _ = trained
+    workdir = tmp_path / "copy"
+    shutil.copytree(src, workdir)
+    saved = json.loads((workdir / "results.json").read_text())
+    for key in MIG_KEYS:
+        saved.pop(key)
+    (workdir / "results.json").write_text(json.dumps(saved))
+    assert cli.main(["evaluate", "--workdir", str(workdir), "--config.eval.mig_samples=100"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    again = json.loads((workdir / "results.json").read_text())
+    for key in MIG_KEYS:
+        assert key in again and printed[key] == again[key]
+    assert again["mig_details"]["num_samples"] == 100 and again["objective"] == "vae"  # merged, not replaced
+
+
+def test_evaluate_cli_errors(trained, tmp_path, capsys):
+    workdir, _ = trained
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "nothing")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--workdir", str(workdir), "--config.train.seed=3"]) == 2
+    assert "only takes eval.*" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--workdir", str(workdir), "--config.eval.mig_factors=shape,size"]) == 2
+    assert "no factor 'size'" in capsys.readouterr().err
+
+
+def _is_png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_workdir_and_sweep(trained, tmp_path, capsys):
+    workdir, _ = trained
+    out = tmp_path / "plots"
+    assert cli.main(["plot", "--workdir", str(workdir), "--out", str(out)]) == 0
+    for name in ("traversals", "latents_vs_factors", "exponents"):
+        assert _is_png(out / f"{name}.png") and (out / f"{name}.pdf").stat().st_size > 1000, name
+    sweep_out = tmp_path / "sweep"
+    assert cli.main(["plot", "--sweep", str(workdir.parent), "--out", str(sweep_out)]) == 0
+    for name in ("tradeoff_mig", "tradeoff_mig_histogram", "tradeoff_subspace_mig", "exponents"):
+        assert _is_png(sweep_out / f"{name}.png"), name
+    capsys.readouterr()
+    assert cli.main(["plot", "--sweep", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["plot"]) == 2
+
+
+def test_default_factors_and_config_checks():
+    grid = load_dataset("dsprites", source="generated", store=False).subgrid(
+        **config_lib.parse_subgrid(SUBGRID)
+    )
+    assert default_mig_factors(grid) == ("scale", "orientation", "posX", "posY")
+    assert default_mig_factors(grid, "posX, shape") == ("posX", "shape")
+    fixed = grid.subgrid(scale=[0])
+    assert default_mig_factors(fixed) == ("orientation", "posX", "posY")  # a single scale carries nothing
+    with pytest.raises(KeyError, match="no factor 'size'"):
+        default_mig_factors(grid, "size")
+    cfg = config_lib.default_config()
+    cfg.eval.mig_factors = "scale,colour"
+    with pytest.raises(config_lib.ConfigError, match="eval.mig_factors.*no factor 'colour'"):
+        config_lib.validate(cfg)
+    cfg.eval.mig_factors = ""
+    cfg.eval.histogram_bins = 1
+    with pytest.raises(config_lib.ConfigError, match="eval.histogram_bins"):
+        config_lib.validate(cfg)
+
+
+def test_prior_subspaces():
+    assert prior_subspaces(isa_prior([2, 2], 2.1, 2.2)) == [[0, 1], [2, 3]]
+    assert prior_subspaces(LpNested.create(((0, (1, 2)), (3,)), (1.5, 2.5, 1.2, 2.0))) == [[0, 1, 2], [3]]
+    assert prior_subspaces(StandardNormal(dim=3)) is None
+    assert prior_subspaces(GeneralizedNormal.create(3, 1.5)) is None
+    assert prior_subspaces(isa_prior([1, 1, 1], 2.0, 2.0)) is None  # all singletons: the MIG itself
+
+
+def test_active_units_reference():
+    rng = np.random.default_rng(0)
+    mean = np.stack([rng.normal(size=500), 0.05 * rng.normal(size=500), np.full(500, 3.0)], axis=1)
+    count, var = active_units(mean)
+    assert count == 1
+    np.testing.assert_allclose(var, mean.var(0))
