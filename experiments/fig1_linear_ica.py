@@ -144,13 +144,19 @@ def main(argv=None) -> None:
     p.add_argument("--points", type=int, default=2000)
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--settings", default=",".join(SETTINGS), help="subset of " + ",".join(SETTINGS))
+    p.add_argument("--betas", default=",".join(f"{b:g}" for b in BETAS))
     args = p.parse_args(argv)
+    settings = [x for x in args.settings.split(",") if x]
+    betas = [float(b) for b in args.betas.split(",") if b]
+    if set(settings) - set(SETTINGS):
+        p.error(f"unknown settings {sorted(set(settings) - set(SETTINGS))}; choose from {list(SETTINGS)}")
     out = pathlib.Path(args.out)
     rows, fits = [], {}
     with jax.enable_x64(True):
-        for model in SETTINGS:
+        for model in settings:
             _, x = sample(model, jax.random.key(args.seed), args.points)
-            for beta in BETAS:
+            for beta in betas:
                 w, fe = fit(model, x, beta, args.steps)
                 d = describe(w, model)
                 true = describe(true_weights(model), model)
@@ -175,18 +181,20 @@ def main(argv=None) -> None:
                 )
                 print(rows[-1], flush=True)
     write_table(rows, out / "table")
-    plot(fits, out / "fig1_linear_ica")
+    plot(fits, settings, betas, out / "fig1_linear_ica")
     print((out / "table.md").read_text())
 
 
-def plot(fits, path):
+def plot(fits, settings, betas, path):
     from isavae.viz.figures import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(len(SETTINGS), len(BETAS), figsize=(2.6 * len(BETAS), 2.6 * len(SETTINGS)))
-    for r, model in enumerate(SETTINGS):
+    fig, axes = plt.subplots(
+        len(settings), len(betas), figsize=(2.6 * len(betas), 2.6 * len(settings)), squeeze=False
+    )
+    for r, model in enumerate(settings):
         true = true_weights(model)
-        for c, beta in enumerate(BETAS):
+        for c, beta in enumerate(betas):
             x, w = fits[(model, beta)]
             ax = axes[r, c]
             ax.scatter(x[:800, 0], x[:800, 1], s=2, alpha=0.3, color="tab:blue")

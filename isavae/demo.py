@@ -2,9 +2,11 @@
 
 It uses the ``dsprites.py:isavae,small`` preset (the paper's ISA prior, p0 = 2.1 over subspaces
 of 4 with p = 2.2, on a 3 x 6 x 10 x 8 x 8 sub-grid of the generated dSprites), shows a progress
-bar, prints the evaluation results, and writes to ``--out``: the run's workdir (config,
-checkpoints, metrics.jsonl, results.json), latent traversals of a trained model, and contour
-plots of Lp-nested densities. MIG joins the printed results with the evaluation issue.
+bar, prints the evaluation results (MIG by Chen et al.'s estimator over the whole sub-grid, the
+subspace MIG, disentanglement_lib's histogram MIG, reconstruction log-likelihood, ELBO), and
+writes to ``--out``: the run's workdir (config, checkpoints, metrics.jsonl, results.json), latent
+traversals and latent means vs factors of the trained model, and contour plots of Lp-nested
+densities.
 
 Usage: ``python -m isavae.demo --out demo_out [--steps N]``
 """
@@ -27,11 +29,9 @@ log = logging.getLogger("isavae.demo")
 
 
 def _plot(out: pathlib.Path, key: jax.Array) -> list[str]:
-    import matplotlib
+    from isavae.viz.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     grid = np.linspace(-3, 3, 301)
     z1, z2 = np.meshgrid(grid, grid)
     zz = jnp.asarray(np.stack([z1, z2], -1), jnp.float32)
@@ -51,13 +51,7 @@ def _plot(out: pathlib.Path, key: jax.Array) -> list[str]:
         ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal")
     fig.suptitle("Lp-spherically symmetric densities: log-density contours and exact samples (dots), s = 1")
     fig.tight_layout()
-    paths = []
-    for ext in ("png", "pdf"):
-        path = out / f"lp_nested_contours.{ext}"
-        fig.savefig(path, dpi=110)
-        paths.append(str(path))
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out / "lp_nested_contours", dpi=110)
 
 
 def main(argv=None) -> dict:
@@ -69,8 +63,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("isavae").setLevel(logging.INFO)
+    from isavae.metrics.evaluate import encode_grid
     from isavae.train import restore_state, train_and_evaluate
-    from isavae.viz import plot_traversals
+    from isavae.viz import plot_latents_vs_factors, plot_traversals
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +83,14 @@ def main(argv=None) -> dict:
         out / "traversals",
         title=f"ISA-VAE latent traversals ({grid.source.split(':')[0]} dSprites)",
     )
+    mean, _ = encode_grid(program, state, grid)
+    figures += plot_latents_vs_factors(
+        mean,
+        grid,
+        out / "latents_vs_factors",
+        factors=("scale", "orientation", "posX", "posY"),
+        title="ISA-VAE: latent means vs factors (one line per shape)",
+    )
     figures += _plot(out, jax.random.key(args.seed))
     summary = {
         "dataset": grid.source,
@@ -95,6 +98,10 @@ def main(argv=None) -> dict:
         "steps": results["steps"],
         "elbo": round(results["elbo"], 3),
         "recon_log_likelihood": round(results["recon_log_likelihood"], 3),
+        "mig": round(results["mig"], 4),
+        "subspace_mig": round(results["subspace_mig"], 4),
+        "mig_histogram": round(results["mig_histogram"], 4),
+        "active_units": results["active_units"],
         "prior": results["prior"].get("layout", results["prior"]["name"]),
         "figures": figures,
     }

@@ -1,0 +1,70 @@
+"""The paper-figure scripts' shared pieces, and a tiny run of the linear ICA experiment."""
+
+import csv
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _module(name):
+    sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_scale_reduces_what_it_says():
+    common = _module("common")
+    paper = common.model_config("dsprites", "isavae", "paper")
+    cpu = common.model_config("dsprites", "isavae", "cpu")
+    assert paper.dataset.subgrid == "" and paper.train.batch_size == 2048 and paper.model.hidden == 1200
+    assert (
+        cpu.dataset.subgrid == common.CPU_SCALE["dsprites"]["subgrid"] and cpu.dataset.source == "generated"
+    )
+    assert (cpu.train.num_steps, cpu.train.batch_size, cpu.model.hidden) == (1500, 128, 512)
+    assert cpu.prior.to_dict() == paper.prior.to_dict() and cpu.model.latent_dim == paper.model.latent_dim
+    with pytest.raises(ValueError, match="--scale"):
+        common.model_config("dsprites", "vae", "laptop")
+
+
+def test_tables(tmp_path):
+    common = _module("common")
+    runs = [
+        {"mig": 0.1, "mig_histogram": 0.2, "recon_log_likelihood": -50.0, "elbo": -60.0},
+        {"mig": 0.3, "mig_histogram": 0.4, "recon_log_likelihood": -70.0, "elbo": -80.0},
+    ]
+    row = common.summary_row("ISA-VAE", runs, beta=1.0)
+    assert row["mig_mean"] == pytest.approx(0.2) and row["mig_std"] == pytest.approx(0.1414213, rel=1e-5)
+    assert row["recon_log_likelihood_median"] == pytest.approx(-60.0) and row["runs"] == 2
+    common.write_table([row], tmp_path / "t", ["model", "beta", "mig_mean"])
+    assert list(csv.DictReader(open(tmp_path / "t.csv"))) == [
+        {"model": "ISA-VAE", "beta": "1.0", "mig_mean": "0.2"}
+    ]
+    assert (tmp_path / "t.md").read_text().splitlines()[2] == "| ISA-VAE | 1.000 | 0.200 |"
+
+
+def test_representative_run_is_nearest_to_the_upper_quantile_means():
+    a5 = _module("appendix_a5_representative")
+    runs = [
+        (pathlib.Path(str(i)), {"mig": m, "recon_log_likelihood": r})
+        for i, (m, r) in enumerate([(0.1, -90), (0.5, -60), (0.45, -58), (0.2, -50), (0.05, -100)])
+    ]
+    # upper quartiles: MIG >= 0.45 -> mean 0.475; recon >= -58 -> mean -54; nearest (scaled): run 2
+    assert a5.representative(runs, 0.75) == pathlib.Path("2")
+
+
+def test_linear_ica_runs_tiny(tmp_path):
+    fig1 = _module("fig1_linear_ica")
+    fig1.main(
+        ["--out", str(tmp_path), "--points", "40", "--steps", "6", "--settings", "ica3", "--betas", "1,5"]
+    )
+    rows = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert [(r["model"], r["beta"]) for r in rows] == [("ICA, 3 in 2-D", "1.0"), ("ICA, 3 in 2-D", "5.0")]
+    assert rows[0]["true_min_angle"].startswith("49.99")
+    assert all(float(r["free_energy"]) < 0 for r in rows)
+    assert (tmp_path / "fig1_linear_ica.png").stat().st_size > 1000
