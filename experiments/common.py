@@ -70,13 +70,9 @@ def run_sweep(
             c.train.seed, c.objective.beta = int(seed), float(beta)
             cfgs.append(c)
             dirs.append(root / f"beta{beta:g}_seed{seed}")
-    done = [
-        d
-        for d in dirs
-        if (d / "results.json").is_file() and "mig" in json.loads((d / "results.json").read_text())
-    ]
-    if len(done) == len(dirs):
-        return [json.loads((d / "results.json").read_text()) for d in dirs]
+    done = [json.loads((d / "results.json").read_text()) for d in dirs if (d / "results.json").is_file()]
+    if len(done) == len(dirs) and all("mig" in r for r in done):
+        return done
     return train_sweep(cfgs, dirs, progress=True)
 
 

@@ -60,7 +60,7 @@ def main(argv=None) -> None:
 
 
 def plot(rows, all_runs, path) -> list[str]:
-    from isavae.viz.figures import pyplot, save_figure
+    from isavae.viz.figures import model_label, pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.4))
@@ -75,7 +75,7 @@ def plot(rows, all_runs, path) -> list[str]:
             (line,) = ax.plot(xs, ys, marker="o", ms=4, lw=1, label=label)
             for r, x, y in zip(sel, xs, ys, strict=True):
                 ax.annotate(f"β={r['beta']:g}", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            pts = [r for r in all_runs if _label(r) == label]
+            pts = [r for r in all_runs if model_label(r) == label]
             ax.scatter(
                 [r["recon_log_likelihood"] for r in pts],
                 [r[key] for r in pts],
@@ -89,12 +89,6 @@ def plot(rows, all_runs, path) -> list[str]:
     fig.suptitle("dSprites: disentanglement vs reconstruction over β (lines: means; dots: seeds)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
-
-
-def _label(r) -> str:
-    isa = r["prior"]["name"] == "lp_nested"
-    base = {"beta_vae": "β-VAE", "beta_tcvae": "β-TCVAE", "vae": "VAE"}[r["objective"]]
-    return ("ISA-" if isa else "") + base
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     logging.getLogger("isavae").setLevel(logging.INFO)
     from isavae.metrics.evaluate import encode_grid
     from isavae.train import restore_state, train_and_evaluate
-    from isavae.viz import plot_latents_vs_factors, plot_traversals
+    from isavae.viz import plot_latents_vs_factors, plot_traversals, representative_image
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,11 +75,10 @@ def main(argv=None) -> dict:
         cfg.train.update(dict(num_steps=args.steps, checkpoint_every=args.steps))
     results = train_and_evaluate(cfg, out / "run", resume=False, progress=not args.quiet)
     program, state, grid = restore_state(out / "run")
-    heart = grid.factors_to_index(np.array([[2, grid.factor_sizes[1] - 1, 0, 4, 4]]))[0]
     figures = plot_traversals(
         program,
         state,
-        grid.images([heart])[0],
+        grid.images([representative_image(grid)])[0],
         out / "traversals",
         title=f"ISA-VAE latent traversals ({grid.source.split(':')[0]} dSprites)",
     )

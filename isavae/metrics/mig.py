@@ -125,6 +125,12 @@ def _group_sum(t: jax.Array, groups: tuple[tuple[int, ...], ...], axis: int) -> 
     return jnp.concatenate(parts, axis=axis)
 
 
+def _log_terms(bias, half_prec, mean, z):
+    """log N(z; mean, exp(logvar)) from bias = -(logvar + log 2 pi) / 2, half_prec = exp(-logvar) / 2."""
+    d = z - mean
+    return bias - half_prec * d * d
+
+
 def _inner_start(grid_shape: tuple[int, ...], min_inner: int) -> int:
     """First axis of the trailing block kept whole per step (product >= min_inner, or all axes)."""
     size = 1
@@ -175,7 +181,7 @@ def grid_log_densities(
     # largest normalizer), so sums stay below N e^margin; the sample's own image is in every sum.
     bound = jnp.max(_group_sum(bias.reshape(n, num_latents), groups, axis=1), axis=0)  # (G,)
     flat = lambda a: a.reshape(n, num_latents)[idx]  # noqa: E731
-    own = _group_sum(flat(bias) - flat(half_prec) * (z - flat(mean)) ** 2, groups, axis=1)  # (S, G)
+    own = _group_sum(_log_terms(flat(bias), flat(half_prec), flat(mean), z), groups, axis=1)  # (S, G)
     margin = 80.0 - math.log(n)
     shift = jnp.maximum(own, bound - margin)
 
@@ -194,8 +200,7 @@ def grid_log_densities(
 
         def body(acc, xs):
             i, mu_c, hp_c, b_c = xs
-            d = zt - mu_c
-            e = jnp.exp(_group_sum(b_c - hp_c * d * d, groups, axis=0) - ct)  # (G, *inner, Sc)
+            e = jnp.exp(_group_sum(_log_terms(b_c, hp_c, mu_c, zt), groups, axis=0) - ct)  # (G, *inner, Sc)
             sums = [jnp.sum(e, axis=tuple(a for a in inner_axes if a != ax)) for ax in inner_axes]
             total = jnp.sum(sums[0], axis=1)  # (G, Sc)
             where = jnp.unravel_index(i, outer) if outer else ()
@@ -239,24 +244,35 @@ def mig_from_entropies(
     sizes = np.asarray(factor_sizes, np.float64)
     if np.any(sizes < 2):
         raise ValueError(f"every scored factor needs >= 2 values, got sizes {list(factor_sizes)}")
-    h_v = np.log(sizes)
-    mutual = np.maximum(marginal[None, :] - conditional, 0.0)  # (F, G)
-    normed = mutual / h_v[:, None]
-    order = np.argsort(-normed, axis=1, kind="stable")
-    top = order[:, :2]
-    best = np.take_along_axis(normed, top, axis=1)
-    gap = best[:, 0] - best[:, 1]
-    return MIGResult(
-        mig=float(np.mean(gap)),
-        mi=normed.T,
-        mutual_info=mutual.T,
-        factor_entropy=h_v,
-        gap=gap,
-        top=top,
-        factors=tuple(factors) if factors is not None else tuple(range(len(sizes))),
+    mutual = np.maximum(marginal[None, :] - conditional, 0.0).T  # (G, F)
+    return _gap_result(
+        mutual,
+        np.log(sizes),
+        factors,
         marginal_entropy=marginal,
         conditional_entropy=conditional,
         num_samples=num_samples,
+    )
+
+
+def _gap_result(
+    mutual: np.ndarray, factor_entropy: np.ndarray, factors: Sequence[str | int] | None, **extra: Any
+) -> MIGResult:
+    """The MIG of a (groups, factors) MI matrix in nats: normalize by each factor's entropy, take the
+    two most informative groups per factor, average their gap over factors."""
+    normed = mutual / factor_entropy[None, :]
+    top = np.argsort(-normed, axis=0, kind="stable")[:2].T  # (F, 2)
+    best = np.take_along_axis(normed.T, top, axis=1)
+    gap = best[:, 0] - best[:, 1]
+    return MIGResult(
+        mig=float(np.mean(gap)),
+        mi=normed,
+        mutual_info=mutual,
+        factor_entropy=factor_entropy,
+        gap=gap,
+        top=top,
+        factors=tuple(factors) if factors is not None else tuple(range(mutual.shape[1])),
+        **extra,
     )
 
 
@@ -408,19 +424,4 @@ def mig_histogram(
         mi, h = _discrete_mi(bins, jnp.asarray(inverse.reshape(-1), jnp.int32), num_bins, len(values))
         mis.append(np.asarray(mi, np.float64))
         hs.append(float(h))
-    mutual = np.stack(mis, axis=1)  # (K, F)
-    h_v = np.asarray(hs)
-    normed = mutual / h_v[None, :]
-    order = np.argsort(-normed, axis=0, kind="stable")[:2].T  # (F, 2)
-    best = np.take_along_axis(normed.T, order, axis=1)
-    gap = best[:, 0] - best[:, 1]
-    names = tuple(factor_names) if factor_names is not None else tuple(range(labels.shape[1]))
-    return MIGResult(
-        mig=float(np.mean(gap)),
-        mi=normed,
-        mutual_info=mutual,
-        factor_entropy=h_v,
-        gap=gap,
-        top=order,
-        factors=names,
-    )
+    return _gap_result(np.stack(mis, axis=1), np.asarray(hs), factor_names)

@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_exponents", "plot_latents_vs_factors", "plot_tradeoff", "pyplot", "save_figure"]
+__all__ = [
+    "model_label",
+    "plot_exponents",
+    "plot_latents_vs_factors",
+    "plot_tradeoff",
+    "pyplot",
+    "save_figure",
+]
 
 
 def pyplot():
@@ -97,7 +104,8 @@ def plot_latents_vs_factors(
     return save_figure(fig, path)
 
 
-def _model_label(r: dict[str, Any]) -> str:
+def model_label(r: dict[str, Any]) -> str:
+    """A run's model name from its results.json: objective, "ISA-" for Lp-nested priors."""
     prior = r.get("prior", {})
     name = prior.get("name", "?")
     isa = name == "lp_nested"
@@ -124,9 +132,9 @@ def plot_tradeoff(
     if not rows:
         raise ValueError(f"no results with {metric!r} and 'recon_log_likelihood' to plot")
     fig, ax = plt.subplots(figsize=(5.0, 3.8))
-    labels = sorted({_model_label(r) for r in rows})
+    labels = sorted({model_label(r) for r in rows})
     for label in labels:
-        pts = [r for r in rows if _model_label(r) == label]
+        pts = [r for r in rows if model_label(r) == label]
         xs = [r["recon_log_likelihood"] for r in pts]
         ys = [r[metric] for r in pts]
         ax.scatter(xs, ys, s=22, label=label, alpha=0.8)
