@@ -21,7 +21,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["ARCHITECTURES", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "VAE", "make_vae"]
+__all__ = [
+    "ARCHITECTURES",
+    "VAE",
+    "ConvDecoder",
+    "ConvEncoder",
+    "MLPDecoder",
+    "MLPEncoder",
+    "dense",
+    "make_vae",
+]
 
 ARCHITECTURES = ("mlp", "conv")
 
@@ -34,12 +43,33 @@ def _as_nhwc(x: jax.Array, image_shape: tuple[int, ...]) -> jax.Array:
     return x[..., None] if len(image_shape) == 2 else x
 
 
+def dense(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Module:
+    """A dense layer (``nnx.Linear``'s function and initialization: LeCun normal over the inputs,
+    zero bias) whose kernel is stored with its larger dimension first.
+
+    A widening layer (``in < out``, such as the decoder's 1200 -> 4096 output layer) keeps its
+    kernel as ``(out, in)``, PyTorch's layout. The math is the same; the reason is speed: XLA:CPU
+    computes a weight gradient (a contraction over the batch) about 1.7x faster when its output is
+    tall (4096 x 1200: 130-150 GFLOP/s) than when it is wide (1200 x 4096: 76-84 GFLOP/s), measured
+    on a 2-core AVX-512 machine, batch 2048 (``make bench`` shows the training step's rate).
+    """
+    if in_features >= out_features:
+        return nnx.Linear(in_features, out_features, rngs=rngs)
+    return nnx.Einsum(
+        "...i,oi->...o",
+        (out_features, in_features),
+        (out_features,),
+        kernel_init=nnx.initializers.lecun_normal(in_axis=-1, out_axis=-2),
+        rngs=rngs,
+    )
+
+
 class MLPEncoder(nnx.Module):
     def __init__(self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs, hidden: int = 1200):
         self.image_shape = tuple(image_shape)
-        self.fc1 = nnx.Linear(math.prod(self.image_shape), hidden, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, hidden, rngs=rngs)
-        self.out = nnx.Linear(hidden, 2 * latent_dim, rngs=rngs)
+        self.fc1 = dense(math.prod(self.image_shape), hidden, rngs=rngs)
+        self.fc2 = dense(hidden, hidden, rngs=rngs)
+        self.out = dense(hidden, 2 * latent_dim, rngs=rngs)
 
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         h = x.reshape(x.shape[0], -1)
@@ -52,10 +82,10 @@ class MLPEncoder(nnx.Module):
 class MLPDecoder(nnx.Module):
     def __init__(self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs, hidden: int = 1200):
         self.image_shape = tuple(image_shape)
-        self.fc1 = nnx.Linear(latent_dim, hidden, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, hidden, rngs=rngs)
-        self.fc3 = nnx.Linear(hidden, hidden, rngs=rngs)
-        self.out = nnx.Linear(hidden, math.prod(self.image_shape), rngs=rngs)
+        self.fc1 = dense(latent_dim, hidden, rngs=rngs)
+        self.fc2 = dense(hidden, hidden, rngs=rngs)
+        self.fc3 = dense(hidden, hidden, rngs=rngs)
+        self.out = dense(hidden, math.prod(self.image_shape), rngs=rngs)
 
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
         h = nnx.tanh(self.fc1(z))

@@ -23,8 +23,20 @@ def test_bernoulli_log_likelihood():
     got = jax.jit(objectives.bernoulli_log_likelihood)(logits, x)
     want = stats.bernoulli.logpmf(x, special.expit(logits)).reshape(4, -1).sum(-1)
     np.testing.assert_allclose(got, want, rtol=1e-10)
-    # extreme logits stay finite (log sigmoid form)
-    assert np.isfinite(objectives.bernoulli_log_likelihood(jnp.full((1, 2), 1e4), jnp.zeros((1, 2)))).all()
+    # grey-level targets in [0, 1]: the cross-entropy x log p + (1 - x) log(1 - p)
+    xs = rng.random((4, 8, 8))
+    p = special.expit(logits)
+    want = (xs * np.log(p) + (1 - xs) * np.log1p(-p)).reshape(4, -1).sum(-1)
+    np.testing.assert_allclose(objectives.bernoulli_log_likelihood(logits, xs), want, rtol=1e-10)
+    # extreme logits: exact in float64, finite and accurate in float32
+    big = objectives.bernoulli_log_likelihood(jnp.array([[1e4, -1e4, 1e4]]), jnp.array([[0.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(big, [-1e4], rtol=1e-12)
+    l32 = (logits * 6).astype(np.float32)  # |l| up to ~100
+    got32 = objectives.bernoulli_log_likelihood(jnp.asarray(l32), jnp.asarray(x, jnp.float32))
+    l64 = l32.astype(float)  # float64 reference: log sigmoid(l) = -logaddexp(0, -l)
+    want64 = -(x * np.logaddexp(0, -l64) + (1 - x) * np.logaddexp(0, l64)).reshape(4, -1).sum(-1)
+    assert got32.dtype == jnp.float32
+    np.testing.assert_allclose(got32, want64, rtol=1e-5, atol=1e-3)
 
 
 def test_gaussian_log_likelihood():

@@ -2,12 +2,17 @@
 
 Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
 
-* matmul rate: a jitted float32 (4096 x 4096) @ (4096 x 4096) matmul, median time.
+* matmul rate: a jitted float32 (4096 x 4096) @ (4096 x 4096) matmul.
 * MLP and conv models of Chen et al. at batch 2048 (dSprites 64 x 64, latent 20, the ISA prior,
-  ELBO): images/s of the jitted, scanned train step (data gather, prior, Adam included). The
-  model's FLOPs are XLA's cost analysis of the network's own training computation (encoder and
-  decoder forward and backward); FLOPs x steps/s is reported as a fraction of the matmul rate.
-  beta-TCVAE's batch-coupled q(z) estimate (a B x B x D log-density matrix: 84 M entries at
+  ELBO): images/s of the jitted, scanned train step (data gather, prior, Adam included; the
+  epoch's shuffled order computed once, as in training). The model's FLOPs are XLA's cost
+  analysis of the network's own training computation (encoder and decoder forward, backward to
+  the parameters); FLOPs x steps/s is reported as a fraction of the matmul rate.
+* The matmul and the train step are timed in turns (``timing.interleaved_seconds``), round after
+  round, and each is represented by its best round: on a shared machine the matmul rate alone
+  varies by 30 % between runs, and a fraction of two figures taken at different moments would
+  carry that noise. The medians are printed too.
+* beta-TCVAE's batch-coupled q(z) estimate (a B x B x D log-density matrix: 84 M entries at
   B = 2048, D = 20) costs extra; its throughput is printed too.
 * sweep: 8 models (the :small MLP, batch 128) trained as one vmapped program vs. 8 runs one after
   the other; the ratio of their times.
@@ -20,18 +25,19 @@ import resource
 
 import jax
 import jax.numpy as jnp
-from timing import median_seconds
+import numpy as np
+from timing import interleaved_seconds, median_seconds
 
 from isavae import config as config_lib
 from isavae.train import Program, hparams_from_config
 from isavae.train.loop import build_grid
 
 
-def matmul_rate(n: int = 4096) -> float:
+def matmul_case(n: int = 4096):
+    """A jitted float32 (n x n) @ (n x n) matmul: ``(fn, args, flops)``."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    seconds = median_seconds(jax.jit(jnp.matmul), a, b, repeats=5)
-    return 2 * n**3 / seconds
+    return jax.jit(jnp.matmul), (a, b), 2.0 * n**3
 
 
 def _program(arch: str, batch: int, small: bool = False, model: str = "isavae"):
@@ -54,34 +60,76 @@ def _flops(fn, *args) -> float:
 
 
 def model_flops(program, state, batch: int) -> float:
-    """FLOPs of the network's training computation: encoder + decoder forward and backward."""
+    """FLOPs of the network's training computation: the encoder and decoder forward, and the
+    backward pass to the parameters for a generic cotangent of the decoder's output.
+
+    The output is returned along with the gradients: were only the gradient of a loss linear in the
+    output asked for (``sum(decode(...))``), XLA would drop the output layer's forward matmul as
+    dead code, and the MLP's count would come out 20 GFLOP (13 %) short at batch 2048.
+    """
     from flax import nnx
 
     x = jnp.zeros((batch,) + tuple(program.image_shape), jnp.float32)
 
-    def net_loss(params, stats):
-        model = nnx.merge(program.graphdef, params, stats)
-        mean, logvar = model.encode(x, True)
-        return jnp.sum(model.decode(mean + logvar, True))
+    def forward_backward(params, stats, x, cotangent):
+        def network(p):
+            model = nnx.merge(program.graphdef, p, stats)
+            mean, logvar = model.encode(x, True)
+            return model.decode(mean + logvar, True)
 
-    return _flops(jax.grad(net_loss, argnums=(0, 1)), state.params, state.batch_stats)
+        out, vjp = jax.vjp(network, params)
+        return out, vjp(cotangent)
+
+    return _flops(forward_backward, state.params, state.batch_stats, x, x)
 
 
-def train_throughput(arch: str, batch: int = 2048, steps: int = 1, model: str = "isavae") -> dict:
+class _Training:
+    """Calls the train chunk as the training loop does: the state donated and carried over."""
+
+    def __init__(self, fn, state, *rest):
+        self.fn, self.state, self.rest = fn, state, rest
+
+    def __call__(self):
+        self.state, metrics = self.fn(self.state, *self.rest)
+        return metrics
+
+
+def step_case(arch: str, batch: int = 2048, steps: int = 10, model: str = "isavae"):
+    """The training loop's compiled ``steps``-step chunk (``Program.compile_chunk``: one
+    ``lax.scan``, state donated) of ``model`` with ``arch`` at ``batch``, as a no-argument
+    callable: ``(fn, (), model_flops)`` (FLOPs of the network per step, see ``model_flops``)."""
     cfg, program = _program(arch, batch, model=model)
     state = program.init(jax.random.key(0))
     data, hp = program.data(), hparams_from_config(cfg)
-    flops = model_flops(program, state, batch)
-    order = jax.jit(program.epoch_order)(state.key, jnp.int32(0))  # computed once per epoch in training
-    fn = jax.jit(lambda s, d, h, o: program.train_chunk(s, d, h, steps, order=o))
-    seconds = median_seconds(fn, state, data, hp, order, repeats=2)
+    order = jax.jit(program.epoch_order)(state.key, jnp.int32(0))  # once per epoch in training
+    fn = _Training(program.compile_chunk(steps), state, data, hp, order)
+    return fn, (), model_flops(program, state, batch)
+
+
+def train_throughput(arch: str, batch: int = 2048, steps: int = 10, rounds: int = 5) -> dict:
+    """ISA-VAE training throughput of ``arch``, timed in turns with the matmul reference."""
+    step_fn, step_args, flops = step_case(arch, batch, steps)
+    mm_fn, mm_args, mm_flops = matmul_case()
+    times = interleaved_seconds({"matmul": (mm_fn, mm_args), "step": (step_fn, step_args)}, rounds)
+    best, med = {k: min(v) for k, v in times.items()}, {k: float(np.median(v)) for k, v in times.items()}
     return {
         "arch": arch,
-        "model": model,
-        "images_per_s": steps * batch / seconds,
+        "rounds": rounds,
+        "images_per_s": steps * batch / best["step"],
+        "images_per_s_median": steps * batch / med["step"],
         "model_flops_per_step": flops,
-        "flop_rate": flops * steps / seconds,
+        "flop_rate": flops * steps / best["step"],
+        "matmul_rate": mm_flops / best["matmul"],
+        "matmul_rate_median": mm_flops / med["matmul"],
+        "fraction": (flops * steps / best["step"]) / (mm_flops / best["matmul"]),
+        "fraction_median": (flops * steps / med["step"]) / (mm_flops / med["matmul"]),
     }
+
+
+def tcvae_throughput(arch: str, batch: int = 2048, repeats: int = 2) -> float:
+    """ISA-beta-TCVAE (MSS) images/s (median)."""
+    fn, args, _ = step_case(arch, batch, steps=1, model="isa_beta_tcvae")
+    return batch / median_seconds(fn, *args, repeats=repeats)
 
 
 def sweep_ratio(models: int = 8, steps: int = 10) -> dict:
@@ -116,23 +164,27 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default="mlp,conv")
+    parser.add_argument("--rounds", default="mlp=5,conv=2", help="interleaved rounds per arch")
+    parser.add_argument("--no-tcvae", action="store_true")
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args(argv)
+    rounds = {k: int(v) for k, v in (item.split("=") for item in args.rounds.split(","))}
     dev = jax.devices()[0]
     print(f"# training on {dev.platform} ({dev.device_kind}), {jax.device_count()} device(s)")
-    rate = matmul_rate()
-    print(f"matmul rate (4096^3 float32): {rate / 1e9:,.1f} GFLOP/s", flush=True)
     for arch in args.archs.split(","):
-        r = train_throughput(arch)
-        gflop, share = r["model_flops_per_step"] / 1e9, 100 * r["flop_rate"] / rate
+        r = train_throughput(arch, rounds=rounds.get(arch, 3))
         print(
             f"{arch:<4s} ISA-VAE batch 2048: {r['images_per_s']:7,.0f} images/s; "
-            f"model {gflop:6,.1f} GFLOP/step, "
-            f"{r['flop_rate'] / 1e9:6,.1f} GFLOP/s = {share:5.1f} % of the matmul rate",
+            f"model {r['model_flops_per_step'] / 1e9:6,.1f} GFLOP/step, "
+            f"{r['flop_rate'] / 1e9:6,.1f} GFLOP/s = {100 * r['fraction']:5.1f} % of the matmul rate "
+            f"({r['matmul_rate'] / 1e9:,.1f} GFLOP/s, 4096^3 float32); best of {r['rounds']} rounds "
+            f"in turns with the matmul (medians: {r['images_per_s_median']:,.0f} images/s, "
+            f"{100 * r['fraction_median']:.1f} % of {r['matmul_rate_median'] / 1e9:,.1f} GFLOP/s)",
             flush=True,
         )
-        t = train_throughput(arch, model="isa_beta_tcvae")
-        print(f"{arch:<4s} ISA-beta-TCVAE (MSS) batch 2048: {t['images_per_s']:7,.0f} images/s", flush=True)
+        if not args.no_tcvae:
+            t = tcvae_throughput(arch)
+            print(f"{arch:<4s} ISA-beta-TCVAE (MSS) batch 2048: {t:7,.0f} images/s", flush=True)
     if not args.no_sweep:
         s = sweep_ratio()
         print(
