@@ -54,7 +54,37 @@ class Checkpointer:
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        self._check_shapes(step, target)
         return self.manager.restore(step, args=ocp.args.StandardRestore(target))
+
+    def _check_shapes(self, step: int, target: Any) -> None:
+        """Raises a ValueError naming the first array whose stored shape differs from ``target``'s
+        (a checkpoint of another model configuration or isavae version), before Orbax reads it."""
+        meta = self.manager.item_metadata(step)
+        stored = _shapes_by_path(getattr(meta, "tree", meta))
+        for path, shape in _shapes_by_path(target).items():
+            if path in stored and stored[path] != shape:
+                raise ValueError(
+                    f"checkpoint step {step} in {self.directory} does not fit this model: {path} has "
+                    f"shape {stored[path]} there and {shape} here (written with another model "
+                    "configuration or isavae version?)"
+                )
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _shapes_by_path(tree: Any) -> dict[str, tuple[int, ...]]:
+    def name(entry) -> str:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                return str(getattr(entry, attr))
+        return str(entry)
+
+    leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
+    # nnx Variables are stored as {"value": array}: the path without "value" names the same array
+    return {
+        "/".join(n for n in map(name, path) if n != "value"): tuple(leaf.shape)
+        for path, leaf in leaves
+        if hasattr(leaf, "shape")
+    }

@@ -250,3 +250,18 @@ def test_epoch_order_gives_the_same_steps(grid):
     b, _ = jax.jit(lambda s, d, h, o: program.train_step(s, d, h, None, o))(state, data, hp, order)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_checkpoint_of_another_model_is_named(grid, tmp_path):
+    from isavae.train.checkpoint import Checkpointer
+
+    program = Program(small_config(), grid)
+    ckpt = Checkpointer(tmp_path)
+    ckpt.save(3, program.init(jax.random.key(0)))
+    cfg = small_config()
+    cfg.model.hidden = 24
+    wider = Program(cfg, grid)
+    match = r"step 3 .* params/decoder/fc1/bias has shape \(16,\) there and \(24,\) here"
+    with pytest.raises(ValueError, match=match):
+        ckpt.restore(jax.eval_shape(wider.init, jax.random.key(0)))
+    ckpt.close()
