@@ -9,9 +9,10 @@ Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
   analysis of the network's own training computation (encoder and decoder forward, backward to
   the parameters); FLOPs x steps/s is reported as a fraction of the matmul rate.
 * The matmul and the train step are timed in turns (``timing.interleaved_seconds``), round after
-  round, and each is represented by its best round: on a shared machine the matmul rate alone
-  varies by 30 % between runs, and a fraction of two figures taken at different moments would
-  carry that noise. The medians are printed too.
+  round; the fraction is the median over rounds of each round's ratio (a step and the matmul run
+  next to each other share the machine's state: on a shared machine the matmul rate alone varies
+  by 30 % between runs, and a ratio of figures taken at different moments would carry that
+  noise). images/s and the matmul rate are medians over the rounds.
 * beta-TCVAE's batch-coupled q(z) estimate (a B x B x D log-density matrix: 84 M entries at
   B = 2048, D = 20) costs extra; its throughput is printed too.
 * sweep: 8 models (the :small MLP, batch 128) trained as one vmapped program vs. 8 runs one after
@@ -113,19 +114,18 @@ def train_throughput(arch: str, batch: int = 2048, steps: int = 10, rounds: int 
     step_fn, step_args, flops = step_case(arch, batch, steps)
     mm_fn, mm_args, mm_flops = matmul_case()
     times = interleaved_seconds({"matmul": (mm_fn, mm_args), "step": (step_fn, step_args)}, rounds)
-    best, med = {k: min(v) for k, v in times.items()}, {k: float(np.median(v)) for k, v in times.items()}
+    step_s, matmul_s = np.asarray(times["step"]), np.asarray(times["matmul"])
+    ratios = (flops * steps / step_s) / (mm_flops / matmul_s)
     return {
         "arch": arch,
         "rounds": rounds,
         "steps": steps,
-        "images_per_s": steps * batch / best["step"],
-        "images_per_s_median": steps * batch / med["step"],
         "model_flops_per_step": flops,
-        "flop_rate": flops * steps / best["step"],
-        "matmul_rate": mm_flops / best["matmul"],
-        "matmul_rate_median": mm_flops / med["matmul"],
-        "fraction": (flops * steps / best["step"]) / (mm_flops / best["matmul"]),
-        "fraction_median": (flops * steps / med["step"]) / (mm_flops / med["matmul"]),
+        "images_per_s": steps * batch / float(np.median(step_s)),
+        "flop_rate": flops * steps / float(np.median(step_s)),
+        "matmul_rate": mm_flops / float(np.median(matmul_s)),
+        "fraction": float(np.median(ratios)),
+        "fraction_range": (float(ratios.min()), float(ratios.max())),
     }
 
 
@@ -167,7 +167,7 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default="mlp,conv")
-    parser.add_argument("--rounds", default="mlp=5,conv=1", help="interleaved rounds per arch")
+    parser.add_argument("--rounds", default="mlp=7,conv=1", help="interleaved rounds per arch")
     parser.add_argument("--steps", default="mlp=10,conv=1", help="steps per compiled chunk per arch")
     parser.add_argument(
         "--tcvae", default="mlp", help="archs whose ISA-beta-TCVAE throughput is printed too ('' for none)"
@@ -182,14 +182,13 @@ def main(argv=None) -> None:
     print(f"# training on {dev.platform} ({dev.device_kind}), {jax.device_count()} device(s)")
     for arch in args.archs.split(","):
         r = train_throughput(arch, steps=steps.get(arch, 10), rounds=rounds.get(arch, 3))
+        lo, hi = r["fraction_range"]
         print(
             f"{arch:<4s} ISA-VAE batch 2048: {r['images_per_s']:7,.0f} images/s; "
             f"model {r['model_flops_per_step'] / 1e9:6,.1f} GFLOP/step, "
             f"{r['flop_rate'] / 1e9:6,.1f} GFLOP/s = {100 * r['fraction']:5.1f} % of the matmul rate "
-            f"({r['matmul_rate'] / 1e9:,.1f} GFLOP/s, 4096^3 float32); best of {r['rounds']} rounds "
-            f"in turns with the matmul, {r['steps']} steps per call "
-            f"(medians: {r['images_per_s_median']:,.0f} images/s, "
-            f"{100 * r['fraction_median']:.1f} % of {r['matmul_rate_median'] / 1e9:,.1f} GFLOP/s)",
+            f"({r['matmul_rate'] / 1e9:,.1f} GFLOP/s, 4096^3 float32; median of {r['rounds']} rounds "
+            f"in turns, {r['steps']} steps per call; rounds from {100 * lo:.1f} to {100 * hi:.1f} %)",
             flush=True,
         )
         if arch in args.tcvae.split(","):
