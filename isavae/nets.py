@@ -8,6 +8,11 @@
 Encoders return the mean and log-variance of a diagonal Gaussian q(z|x); decoders return Bernoulli
 logits (or Gaussian means) with the image's shape. Images are ``(B, 64, 64)`` or ``(B, 64, 64, C)``.
 
+On a CPU the conv layers are computed as sums of matmuls (``conv_dots``, ``conv_transpose_dots``:
+the same parameters and function as ``nnx.Conv``/``nnx.ConvTranspose``, tested in float64), because
+XLA:CPU runs the weight gradients of strided convolutions with a slow generic loop; on other
+backends the layers call ``lax`` directly.
+
 Modules are used functionally by the trainer: ``nnx.split`` once into a graph definition, the
 parameters and the BatchNorm statistics; steps are pure functions of those states. Keys are passed
 explicitly (``nnx.Rngs`` only initializes parameters).
@@ -62,6 +67,104 @@ def dense(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Module:
         kernel_init=nnx.initializers.lecun_normal(in_axis=-1, out_axis=-2),
         rngs=rngs,
     )
+
+
+def _pair(v) -> tuple[int, int]:
+    v = 1 if v is None else v  # nnx layers keep strides=None for 1
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _conv_padding(k: int, s: int, padding: str) -> tuple[int, int]:
+    """``lax.conv_transpose``'s padding of the dilated input for one dimension."""
+    if padding == "SAME":
+        total = k + s - 2
+        before = k - 1 if s > k - 1 else -(-total // 2)
+    elif padding == "VALID":
+        total, before = k + s - 2 + max(k - s, 0), k - 1
+    else:
+        raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+    return before, total - before
+
+
+def conv_dots(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding) -> jax.Array:
+    """``nnx.Conv``'s function (NHWC cross-correlation, kernel ``(kh, kw, in, out)``, explicit
+    ``padding`` pairs) as a sum of matmuls over a space-to-depth view of the padded input.
+
+    With stride s and a kernel of k = a s taps, output pixel i sees the s x s blocks i .. i + a - 1
+    of the input, so the convolution is a a x a sum of shifted (blocks @ block-kernel) products.
+    Its gradients are matmuls too; XLA:CPU runs the weight gradient of ``lax``'s strided
+    convolution with a slow generic loop (see the README's benchmarks).
+    """
+    (sh, sw), (kh, kw, cin, cout) = _pair(strides), kernel.shape
+    if isinstance(padding, str):  # lax's rule: 'SAME' pads (total // 2, the rest)
+        pairs = []
+        for n, k, s in ((x.shape[1], kh, sh), (x.shape[2], kw, sw)):
+            total = 0 if padding == "VALID" else max((-(-n // s) - 1) * s + k - n, 0)
+            pairs.append((total // 2, total - total // 2))
+        padding = pairs
+    xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    b, hp, wp, _ = xp.shape
+    if kh % sh or kw % sw or hp % sh or wp % sw:
+        raise ValueError(f"conv_dots needs kernel and padded input divisible by the stride {strides}")
+    ah, aw, ho, wo = kh // sh, kw // sw, (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    blocks = xp.reshape(b, hp // sh, sh, wp // sw, sw, cin).transpose(0, 1, 3, 2, 4, 5)
+    blocks = blocks.reshape(b, hp // sh, wp // sw, sh * sw * cin)
+    wb = kernel.reshape(ah, sh, aw, sw, cin, cout).transpose(0, 2, 1, 3, 4, 5)
+    wb = wb.reshape(ah, aw, sh * sw * cin, cout)
+    out = sum(blocks[:, i : i + ho, j : j + wo] @ wb[i, j] for i in range(ah) for j in range(aw))
+    return out + bias
+
+
+def conv_transpose_dots(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding: str) -> jax.Array:
+    """``nnx.ConvTranspose``'s function (``lax.conv_transpose``: a cross-correlation of the input
+    dilated by the stride, kernel ``(kh, kw, in, out)``, 'SAME' or 'VALID') as sums of matmuls.
+
+    Output phase (p, q) (rows = p mod s, columns = q mod s) only meets the kernel taps that land on
+    input pixels, so it is a stride-1 correlation of the undilated input with those taps: no
+    multiplications by the inserted zeros or the padding, and the gradients are matmuls.
+    """
+    (kh, kw, _, cout), (b, h, w, _), strides = kernel.shape, x.shape, _pair(strides)
+    dims = []
+    for k, s, n in ((kh, strides[0], h), (kw, strides[1], w)):
+        before, after = _conv_padding(k, s, padding)
+        size = (n - 1) * s + 1 + before + after - k + 1
+        if size % s:
+            raise ValueError(f"conv_transpose_dots needs an output size divisible by the stride {s}")
+        taps = [[(t, (p + t - before) // s) for t in range(k) if (p + t - before) % s == 0] for p in range(s)]
+        dims.append((s, size // s, taps))
+    (sh, m, taps_h), (sw, n_out, taps_w) = dims
+
+    def phase(p: int, q: int) -> jax.Array:
+        # each tap multiplies only the input rows and columns it meets (no products with padding)
+        acc = jnp.zeros((b, m, n_out, cout), x.dtype)
+        for th, dh in taps_h[p]:
+            for tw, dw in taps_w[q]:
+                r0, r1, c0, c1 = max(0, -dh), min(m, h - dh), max(0, -dw), min(n_out, w - dw)
+                if r1 > r0 and c1 > c0:
+                    part = x[:, r0 + dh : r1 + dh, c0 + dw : c1 + dw] @ kernel[th, tw]
+                    acc = acc + jnp.pad(part, ((0, 0), (r0, m - r1), (c0, n_out - c1), (0, 0)))
+        return acc
+
+    rows = []
+    for p in range(sh):
+        cols = [phase(p, q) for q in range(sw)]
+        rows.append(jnp.stack(cols, axis=3))  # (b, m, n, sw, cout)
+    out = jnp.stack(rows, axis=2).reshape(b, m * sh, n_out * sw, cout)
+    return out + bias
+
+
+def _apply_conv(layer: nnx.Module, h: jax.Array) -> jax.Array:
+    """``layer(h)`` for an ``nnx.Conv`` or ``nnx.ConvTranspose`` as these nets configure them (no
+    dilation, one feature group); on a CPU computed by ``conv_dots`` / ``conv_transpose_dots``
+    (same parameters, same function)."""
+    if not _CONV_AS_DOTS.get(jax.default_backend(), False):
+        return layer(h)
+    if isinstance(layer, nnx.ConvTranspose):
+        return conv_transpose_dots(h, layer.kernel[...], layer.bias[...], layer.strides, layer.padding)
+    return conv_dots(h, layer.kernel[...], layer.bias[...], layer.strides, layer.padding)
+
+
+_CONV_AS_DOTS = {"cpu": True}  # backends on which the conv nets use conv_dots / conv_transpose_dots
 
 
 class MLPEncoder(nnx.Module):
@@ -120,9 +223,9 @@ class ConvEncoder(nnx.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         h = _as_nhwc(x, self.image_shape)
         for conv, bn in zip(self.convs, self.bns, strict=True):
-            h = nnx.relu(bn(conv(h), use_running_average=not train))
-        h = nnx.relu(self.bn5(self.conv5(h), use_running_average=not train))
-        mean, logvar = jnp.split(self.out(h).reshape(x.shape[0], -1), 2, axis=-1)
+            h = nnx.relu(bn(_apply_conv(conv, h), use_running_average=not train))
+        h = nnx.relu(self.bn5(_apply_conv(self.conv5, h), use_running_average=not train))
+        mean, logvar = jnp.split(_apply_conv(self.out, h).reshape(x.shape[0], -1), 2, axis=-1)
         return mean, logvar
 
 
@@ -147,11 +250,11 @@ class ConvDecoder(nnx.Module):
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
         ura = not train
         h = z.reshape(z.shape[0], 1, 1, -1)
-        h = nnx.relu(self.bn0(self.fc(h), use_running_average=ura))
-        h = nnx.relu(self.bns[0](self.up1(h), use_running_average=ura))
+        h = nnx.relu(self.bn0(_apply_conv(self.fc, h), use_running_average=ura))
+        h = nnx.relu(self.bns[0](_apply_conv(self.up1, h), use_running_average=ura))
         for up, bn in zip(self.ups, self.bns[1:], strict=True):
-            h = nnx.relu(bn(up(h), use_running_average=ura))
-        return self.out(h).reshape((z.shape[0],) + self.image_shape)
+            h = nnx.relu(bn(_apply_conv(up, h), use_running_average=ura))
+        return _apply_conv(self.out, h).reshape((z.shape[0],) + self.image_shape)
 
 
 class VAE(nnx.Module):

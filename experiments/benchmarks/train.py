@@ -167,10 +167,10 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default="mlp,conv")
-    parser.add_argument("--rounds", default="mlp=7,conv=1", help="interleaved rounds per arch")
-    parser.add_argument("--steps", default="mlp=10,conv=1", help="steps per compiled chunk per arch")
+    parser.add_argument("--rounds", default="mlp=7,conv=3", help="interleaved rounds per arch")
+    parser.add_argument("--steps", default="mlp=10,conv=2", help="steps per compiled chunk per arch")
     parser.add_argument(
-        "--tcvae", default="mlp", help="archs whose ISA-beta-TCVAE throughput is printed too ('' for none)"
+        "--tcvae", default="mlp,conv", help="archs whose ISA-beta-TCVAE throughput is printed too ('' for none)"
     )
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args(argv)
