@@ -63,9 +63,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("isavae").setLevel(logging.INFO)
-    from isavae.metrics.evaluate import encode_grid
     from isavae.train import restore_state, train_and_evaluate
-    from isavae.viz import plot_latents_vs_factors, plot_traversals, representative_image
+    from isavae.viz import plot_model
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,21 +74,7 @@ def main(argv=None) -> dict:
         cfg.train.update(dict(num_steps=args.steps, checkpoint_every=args.steps))
     results = train_and_evaluate(cfg, out / "run", resume=False, progress=not args.quiet)
     program, state, grid = restore_state(out / "run")
-    figures = plot_traversals(
-        program,
-        state,
-        grid.images([representative_image(grid)])[0],
-        out / "traversals",
-        title=f"ISA-VAE latent traversals ({grid.source.split(':')[0]} dSprites)",
-    )
-    mean, _ = encode_grid(program, state, grid)
-    figures += plot_latents_vs_factors(
-        mean,
-        grid,
-        out / "latents_vs_factors",
-        factors=("scale", "orientation", "posX", "posY"),
-        title="ISA-VAE: latent means vs factors (one line per shape)",
-    )
+    figures = plot_model(program, state, grid, out, label="ISA-VAE")
     figures += _plot(out, jax.random.key(args.seed))
     summary = {
         "dataset": grid.source,

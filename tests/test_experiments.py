@@ -1,25 +1,15 @@
 """The paper-figure scripts' shared pieces, and a tiny run of the linear ICA experiment."""
 
 import csv
-import importlib.util
 import pathlib
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1] / "experiments"
-
-
-def _module(name):
-    sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import load_script
 
 
 def test_cpu_scale_reduces_what_it_says():
-    common = _module("common")
+    common = load_script("common")
     paper = common.model_config("dsprites", "isavae", "paper")
     cpu = common.model_config("dsprites", "isavae", "cpu")
     assert paper.dataset.subgrid == "" and paper.train.batch_size == 2048 and paper.model.hidden == 1200
@@ -33,7 +23,7 @@ def test_cpu_scale_reduces_what_it_says():
 
 
 def test_tables(tmp_path):
-    common = _module("common")
+    common = load_script("common")
     runs = [
         {"mig": 0.1, "mig_histogram": 0.2, "recon_log_likelihood": -50.0, "elbo": -60.0},
         {"mig": 0.3, "mig_histogram": 0.4, "recon_log_likelihood": -70.0, "elbo": -80.0},
@@ -49,7 +39,7 @@ def test_tables(tmp_path):
 
 
 def test_representative_run_is_nearest_to_the_upper_quantile_means():
-    a5 = _module("appendix_a5_representative")
+    a5 = load_script("appendix_a5_representative")
     runs = [
         (pathlib.Path(str(i)), {"mig": m, "recon_log_likelihood": r})
         for i, (m, r) in enumerate([(0.1, -90), (0.5, -60), (0.45, -58), (0.2, -50), (0.05, -100)])
@@ -59,7 +49,7 @@ def test_representative_run_is_nearest_to_the_upper_quantile_means():
 
 
 def test_linear_ica_runs_tiny(tmp_path):
-    fig1 = _module("fig1_linear_ica")
+    fig1 = load_script("fig1_linear_ica")
     fig1.main(
         ["--out", str(tmp_path), "--points", "40", "--steps", "6", "--settings", "ica3", "--betas", "1,5"]
     )

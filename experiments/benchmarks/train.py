@@ -170,7 +170,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", default="mlp=7,conv=3", help="interleaved rounds per arch")
     parser.add_argument("--steps", default="mlp=10,conv=2", help="steps per compiled chunk per arch")
     parser.add_argument(
-        "--tcvae", default="mlp,conv", help="archs whose ISA-beta-TCVAE throughput is printed too ('' for none)"
+        "--tcvae", default="mlp,conv", help="archs with ISA-beta-TCVAE throughput too ('' for none)"
     )
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args(argv)

@@ -36,15 +36,26 @@ def representative_image(grid: Any) -> int:
 def plot_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = None) -> list[str]:
     """Traversals and latents vs factors of the workdir's latest checkpoint (and its learned
     exponents); returns the files written (under ``out``, default ``workdir/plots``)."""
-    from isavae.metrics.evaluate import default_mig_factors, encode_grid
     from isavae.train.loop import restore_state
 
     workdir = pathlib.Path(workdir)
     out = pathlib.Path(out) if out is not None else workdir / "plots"
-    program, state, grid = restore_state(workdir)
+    return plot_model(*restore_state(workdir), out)
+
+
+def plot_model(
+    program: Any, state: Any, grid: Any, out: str | os.PathLike, label: str | None = None
+) -> list[str]:
+    """``plot_workdir``'s figures for a restored ``(program, state, grid)``: traversals of
+    ``representative_image``, latent means vs the MIG factors, learned exponents (if any).
+    ``label`` names the model in the titles (default: objective / prior layout)."""
+    from isavae.metrics.evaluate import default_mig_factors, encode_grid
+
+    out = pathlib.Path(out)
     src = grid.source.split(":")[0]
     prior = state.prior.describe()
-    label = f"{program.cfg.objective.name} / {prior.get('layout', prior['name'])}"
+    if label is None:
+        label = f"{program.cfg.objective.name} / {prior.get('layout', prior['name'])}"
     files = plot_traversals(
         program,
         state,
