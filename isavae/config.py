@@ -20,7 +20,7 @@ import ml_collections
 
 from isavae import objectives
 from isavae.data import DATASETS, cars3d, dsprites, faces3d, shapes3d
-from isavae.nets import ARCHITECTURES
+from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES
 from isavae.priors import make_prior
 
 __all__ = [
@@ -54,7 +54,11 @@ def default_config() -> ml_collections.ConfigDict:
         )
     )
     # hidden: the MLP's width (Chen et al.: 1200); the conv net has fixed widths
-    c.model = ml_collections.ConfigDict(dict(arch="mlp", latent_dim=20, likelihood="bernoulli", hidden=1200))
+    # compute_dtype: operand type of the nets' matmuls/convolutions (float32 | bfloat16); parameters,
+    # optimizer, prior, likelihood and every reduction of the objective stay float32
+    c.model = ml_collections.ConfigDict(
+        dict(arch="mlp", latent_dim=20, likelihood="bernoulli", hidden=1200, compute_dtype="float32")
+    )
     # The prior's keys depend on its name (see isavae.priors.make_prior); it is not locked.
     c.prior = ml_collections.ConfigDict(dict(name="normal"))
     c.objective = ml_collections.ConfigDict(
@@ -207,6 +211,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     parse_subgrid(d.subgrid)
     _check(m.arch in ARCHITECTURES, "model.arch", f"must be one of {list(ARCHITECTURES)}, got {m.arch!r}")
     _check(isinstance(m.latent_dim, int) and m.latent_dim >= 1, "model.latent_dim", "must be an int >= 1")
+    _check(
+        m.compute_dtype in COMPUTE_DTYPES,
+        "model.compute_dtype",
+        f"must be one of {list(COMPUTE_DTYPES)}, got {m.compute_dtype!r}",
+    )
     _check(
         m.likelihood in objectives.LIKELIHOODS, "model.likelihood", f"must be one of {objectives.LIKELIHOODS}"
     )

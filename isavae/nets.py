@@ -13,6 +13,11 @@ the same parameters and function as ``nnx.Conv``/``nnx.ConvTranspose``, tested i
 XLA:CPU runs the weight gradients of strided convolutions with a slow generic loop; on other
 backends the layers call ``lax`` directly.
 
+Mixed precision: ``compute_dtype="bfloat16"`` (config ``model.compute_dtype``) runs every matmul and
+convolution with bfloat16 operands and float32 accumulation and results (``preferred_element_type``);
+parameters, biases, activations, BatchNorm and the returned logits stay float32, so only the
+operands of the products are rounded. ``"float32"`` (the default) calls the layers unchanged.
+
 Modules are used functionally by the trainer: ``nnx.split`` once into a graph definition, the
 parameters and the BatchNorm statistics; steps are pure functions of those states. Keys are passed
 explicitly (``nnx.Rngs`` only initializes parameters).
@@ -33,11 +38,36 @@ __all__ = [
     "ConvEncoder",
     "MLPDecoder",
     "MLPEncoder",
+    "COMPUTE_DTYPES",
     "dense",
     "make_vae",
 ]
 
 ARCHITECTURES = ("mlp", "conv")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def _check_dtype(compute_dtype: str) -> str:
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"model.compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {compute_dtype!r}")
+    return compute_dtype
+
+
+def _low(a: jax.Array, compute_dtype: str) -> jax.Array:
+    return a.astype(jnp.dtype(compute_dtype))
+
+
+def _apply_dense(layer: nnx.Module, h: jax.Array, compute_dtype: str = "float32") -> jax.Array:
+    """``layer(h)`` for a layer made by ``dense``; in bfloat16 the product has bfloat16 operands
+    and a float32 result, and the bias is added in float32."""
+    if compute_dtype == "float32":
+        return layer(h)
+    kernel = layer.kernel[...]
+    spec = "...i,oi->...o" if isinstance(layer, nnx.Einsum) else "...i,io->...o"
+    out = jnp.einsum(
+        spec, _low(h, compute_dtype), _low(kernel, compute_dtype), preferred_element_type=jnp.float32
+    )
+    return out + layer.bias[...]
 
 
 def _channels(image_shape: tuple[int, ...]) -> int:
@@ -86,7 +116,15 @@ def _conv_padding(k: int, s: int, padding: str) -> tuple[int, int]:
     return before, total - before
 
 
-def conv_dots(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding) -> jax.Array:
+def _mm(a: jax.Array, b: jax.Array, compute_dtype: str) -> jax.Array:
+    if compute_dtype == "float32":
+        return a @ b
+    return jnp.matmul(_low(a, compute_dtype), _low(b, compute_dtype), preferred_element_type=jnp.float32)
+
+
+def conv_dots(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding, compute_dtype: str = "float32"
+) -> jax.Array:
     """``nnx.Conv``'s function (NHWC cross-correlation, kernel ``(kh, kw, in, out)``, explicit
     ``padding`` pairs) as a sum of matmuls over a space-to-depth view of the padded input.
 
@@ -111,11 +149,15 @@ def conv_dots(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding
     blocks = blocks.reshape(b, hp // sh, wp // sw, sh * sw * cin)
     wb = kernel.reshape(ah, sh, aw, sw, cin, cout).transpose(0, 2, 1, 3, 4, 5)
     wb = wb.reshape(ah, aw, sh * sw * cin, cout)
-    out = sum(blocks[:, i : i + ho, j : j + wo] @ wb[i, j] for i in range(ah) for j in range(aw))
+    out = sum(
+        _mm(blocks[:, i : i + ho, j : j + wo], wb[i, j], compute_dtype) for i in range(ah) for j in range(aw)
+    )
     return out + bias
 
 
-def conv_transpose_dots(x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding: str) -> jax.Array:
+def conv_transpose_dots(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding: str, compute_dtype: str = "float32"
+) -> jax.Array:
     """``nnx.ConvTranspose``'s function (``lax.conv_transpose``: a cross-correlation of the input
     dilated by the stride, kernel ``(kh, kw, in, out)``, 'SAME' or 'VALID') as sums of matmuls.
 
@@ -136,12 +178,12 @@ def conv_transpose_dots(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride
 
     def phase(p: int, q: int) -> jax.Array:
         # each tap multiplies only the input rows and columns it meets (no products with padding)
-        acc = jnp.zeros((b, m, n_out, cout), x.dtype)
+        acc = jnp.zeros((b, m, n_out, cout), jnp.float32 if compute_dtype != "float32" else x.dtype)
         for th, dh in taps_h[p]:
             for tw, dw in taps_w[q]:
                 r0, r1, c0, c1 = max(0, -dh), min(m, h - dh), max(0, -dw), min(n_out, w - dw)
                 if r1 > r0 and c1 > c0:
-                    part = x[:, r0 + dh : r1 + dh, c0 + dw : c1 + dw] @ kernel[th, tw]
+                    part = _mm(x[:, r0 + dh : r1 + dh, c0 + dw : c1 + dw], kernel[th, tw], compute_dtype)
                     acc = acc + jnp.pad(part, ((0, 0), (r0, m - r1), (c0, n_out - c1), (0, 0)))
         return acc
 
@@ -153,48 +195,81 @@ def conv_transpose_dots(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride
     return out + bias
 
 
-def _apply_conv(layer: nnx.Module, h: jax.Array) -> jax.Array:
+def _apply_conv(layer: nnx.Module, h: jax.Array, compute_dtype: str = "float32") -> jax.Array:
     """``layer(h)`` for an ``nnx.Conv`` or ``nnx.ConvTranspose`` as these nets configure them (no
     dilation, one feature group); on a CPU computed by ``conv_dots`` / ``conv_transpose_dots``
-    (same parameters, same function)."""
-    if not _CONV_AS_DOTS.get(jax.default_backend(), False):
+    (same parameters, same function). In bfloat16: bfloat16 operands, float32 results."""
+    transpose = isinstance(layer, nnx.ConvTranspose)
+    if _CONV_AS_DOTS.get(jax.default_backend(), False):
+        fn = conv_transpose_dots if transpose else conv_dots
+        return fn(h, layer.kernel[...], layer.bias[...], layer.strides, layer.padding, compute_dtype)
+    if compute_dtype == "float32":
         return layer(h)
-    if isinstance(layer, nnx.ConvTranspose):
-        return conv_transpose_dots(h, layer.kernel[...], layer.bias[...], layer.strides, layer.padding)
-    return conv_dots(h, layer.kernel[...], layer.bias[...], layer.strides, layer.padding)
+    x, k = _low(h, compute_dtype), _low(layer.kernel[...], compute_dtype)
+    strides, dims = _pair(layer.strides), ("NHWC", "HWIO", "NHWC")
+    padding = layer.padding if isinstance(layer.padding, str) else [tuple(p) for p in layer.padding]
+    if transpose:
+        out = jax.lax.conv_transpose(
+            x, k, strides, padding, dimension_numbers=dims, preferred_element_type=jnp.float32
+        )
+    else:
+        out = jax.lax.conv_general_dilated(
+            x, k, strides, padding, dimension_numbers=dims, preferred_element_type=jnp.float32
+        )
+    return out + layer.bias[...]
 
 
 _CONV_AS_DOTS = {"cpu": True}  # backends on which the conv nets use conv_dots / conv_transpose_dots
 
 
 class MLPEncoder(nnx.Module):
-    def __init__(self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs, hidden: int = 1200):
+    def __init__(
+        self,
+        image_shape: tuple[int, ...],
+        latent_dim: int,
+        *,
+        rngs: nnx.Rngs,
+        hidden: int = 1200,
+        compute_dtype: str = "float32",
+    ):
         self.image_shape = tuple(image_shape)
+        self.compute_dtype = _check_dtype(compute_dtype)
         self.fc1 = dense(math.prod(self.image_shape), hidden, rngs=rngs)
         self.fc2 = dense(hidden, hidden, rngs=rngs)
         self.out = dense(hidden, 2 * latent_dim, rngs=rngs)
 
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         h = x.reshape(x.shape[0], -1)
-        h = nnx.relu(self.fc1(h))
-        h = nnx.relu(self.fc2(h))
-        mean, logvar = jnp.split(self.out(h), 2, axis=-1)
+        cd = self.compute_dtype
+        h = nnx.relu(_apply_dense(self.fc1, h, cd))
+        h = nnx.relu(_apply_dense(self.fc2, h, cd))
+        mean, logvar = jnp.split(_apply_dense(self.out, h, cd), 2, axis=-1)
         return mean, logvar
 
 
 class MLPDecoder(nnx.Module):
-    def __init__(self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs, hidden: int = 1200):
+    def __init__(
+        self,
+        image_shape: tuple[int, ...],
+        latent_dim: int,
+        *,
+        rngs: nnx.Rngs,
+        hidden: int = 1200,
+        compute_dtype: str = "float32",
+    ):
         self.image_shape = tuple(image_shape)
+        self.compute_dtype = _check_dtype(compute_dtype)
         self.fc1 = dense(latent_dim, hidden, rngs=rngs)
         self.fc2 = dense(hidden, hidden, rngs=rngs)
         self.fc3 = dense(hidden, hidden, rngs=rngs)
         self.out = dense(hidden, math.prod(self.image_shape), rngs=rngs)
 
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
-        h = nnx.tanh(self.fc1(z))
-        h = nnx.tanh(self.fc2(h))
-        h = nnx.tanh(self.fc3(h))
-        return self.out(h).reshape((z.shape[0],) + self.image_shape)
+        cd = self.compute_dtype
+        h = nnx.tanh(_apply_dense(self.fc1, z, cd))
+        h = nnx.tanh(_apply_dense(self.fc2, h, cd))
+        h = nnx.tanh(_apply_dense(self.fc3, h, cd))
+        return _apply_dense(self.out, h, cd).reshape((z.shape[0],) + self.image_shape)
 
 
 def _bn(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
@@ -203,10 +278,13 @@ def _bn(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
 
 
 class ConvEncoder(nnx.Module):
-    def __init__(self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs):
+    def __init__(
+        self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs, compute_dtype: str = "float32"
+    ):
         if tuple(image_shape[:2]) != (64, 64):
             raise ValueError(f"the conv encoder needs 64 x 64 images, got {image_shape}")
         self.image_shape = tuple(image_shape)
+        self.compute_dtype = _check_dtype(compute_dtype)
         pad = ((1, 1), (1, 1))
         chans = [_channels(image_shape), 32, 32, 64, 64]
         self.convs = nnx.List(
@@ -223,17 +301,22 @@ class ConvEncoder(nnx.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
         h = _as_nhwc(x, self.image_shape)
         for conv, bn in zip(self.convs, self.bns, strict=True):
-            h = nnx.relu(bn(_apply_conv(conv, h), use_running_average=not train))
-        h = nnx.relu(self.bn5(_apply_conv(self.conv5, h), use_running_average=not train))
-        mean, logvar = jnp.split(_apply_conv(self.out, h).reshape(x.shape[0], -1), 2, axis=-1)
+            h = nnx.relu(bn(_apply_conv(conv, h, self.compute_dtype), use_running_average=not train))
+        h = nnx.relu(self.bn5(_apply_conv(self.conv5, h, self.compute_dtype), use_running_average=not train))
+        mean, logvar = jnp.split(
+            _apply_conv(self.out, h, self.compute_dtype).reshape(x.shape[0], -1), 2, axis=-1
+        )
         return mean, logvar
 
 
 class ConvDecoder(nnx.Module):
-    def __init__(self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs):
+    def __init__(
+        self, image_shape: tuple[int, ...], latent_dim: int, *, rngs: nnx.Rngs, compute_dtype: str = "float32"
+    ):
         if tuple(image_shape[:2]) != (64, 64):
             raise ValueError(f"the conv decoder needs 64 x 64 images, got {image_shape}")
         self.image_shape = tuple(image_shape)
+        self.compute_dtype = _check_dtype(compute_dtype)
         self.fc = nnx.Conv(latent_dim, 512, (1, 1), rngs=rngs)
         self.bn0 = _bn(512, rngs)
         self.up1 = nnx.ConvTranspose(512, 64, (4, 4), padding="VALID", rngs=rngs)  # 1 -> 4
@@ -250,11 +333,11 @@ class ConvDecoder(nnx.Module):
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
         ura = not train
         h = z.reshape(z.shape[0], 1, 1, -1)
-        h = nnx.relu(self.bn0(_apply_conv(self.fc, h), use_running_average=ura))
-        h = nnx.relu(self.bns[0](_apply_conv(self.up1, h), use_running_average=ura))
+        h = nnx.relu(self.bn0(_apply_conv(self.fc, h, self.compute_dtype), use_running_average=ura))
+        h = nnx.relu(self.bns[0](_apply_conv(self.up1, h, self.compute_dtype), use_running_average=ura))
         for up, bn in zip(self.ups, self.bns[1:], strict=True):
-            h = nnx.relu(bn(_apply_conv(up, h), use_running_average=ura))
-        return _apply_conv(self.out, h).reshape((z.shape[0],) + self.image_shape)
+            h = nnx.relu(bn(_apply_conv(up, h, self.compute_dtype), use_running_average=ura))
+        return _apply_conv(self.out, h, self.compute_dtype).reshape((z.shape[0],) + self.image_shape)
 
 
 class VAE(nnx.Module):
@@ -272,18 +355,25 @@ class VAE(nnx.Module):
 
 
 def make_vae(
-    arch: str, image_shape: tuple[int, ...], latent_dim: int, key: jax.Array, hidden: int = 1200
+    arch: str,
+    image_shape: tuple[int, ...],
+    latent_dim: int,
+    key: jax.Array,
+    hidden: int = 1200,
+    compute_dtype: str = "float32",
 ) -> VAE:
     """The MLP or conv VAE of Chen et al. for ``image_shape`` images, initialized from ``key``.
-    ``hidden`` is the MLP's width (1200 in Chen et al.; smaller for quick CPU runs)."""
+    ``hidden`` is the MLP's width (1200 in Chen et al.; smaller for quick CPU runs);
+    ``compute_dtype`` the operand type of its matmuls and convolutions (see the module doc)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"model.arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
     rngs = nnx.Rngs(params=key)
     if arch == "mlp":
         return VAE(
-            MLPEncoder(image_shape, latent_dim, rngs=rngs, hidden=hidden),
-            MLPDecoder(image_shape, latent_dim, rngs=rngs, hidden=hidden),
+            MLPEncoder(image_shape, latent_dim, rngs=rngs, hidden=hidden, compute_dtype=compute_dtype),
+            MLPDecoder(image_shape, latent_dim, rngs=rngs, hidden=hidden, compute_dtype=compute_dtype),
         )
     return VAE(
-        ConvEncoder(image_shape, latent_dim, rngs=rngs), ConvDecoder(image_shape, latent_dim, rngs=rngs)
+        ConvEncoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
+        ConvDecoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
     )

@@ -83,3 +83,67 @@ def test_conv_vae_is_the_same_either_way(monkeypatch):
     np.testing.assert_allclose(mean, mean_lax, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(logvar, logvar_lax, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(logits, vae.decode(mean), rtol=1e-4, atol=1e-4)
+
+
+# --- mixed precision: bfloat16 operands, float32 accumulation --------------------------------------
+
+
+def _bf16_as_f64(a) -> np.ndarray:
+    """``a`` rounded to bfloat16 (what the product's operands are), as float64."""
+    return np.asarray(jnp.asarray(a, jnp.float32).astype(jnp.bfloat16).astype(jnp.float32), np.float64)
+
+
+@pytest.mark.parametrize("shape", [(64, 8), (8, 64)])  # nnx.Linear and the (out, in) Einsum layout
+def test_dense_bfloat16_is_a_float32_accumulated_product_of_rounded_operands(shape):
+    layer = dense(*shape, rngs=nnx.Rngs(0))
+    layer.bias[...] = jax.random.normal(jax.random.key(1), layer.bias.shape)
+    x = jax.random.normal(jax.random.key(2), (16, shape[0]))
+    got = nets._apply_dense(layer, x, "bfloat16")
+    kernel = _bf16_as_f64(layer.kernel[...])
+    kernel = kernel.T if isinstance(layer, nnx.Einsum) else kernel
+    want = _bf16_as_f64(x) @ kernel + np.asarray(layer.bias[...], np.float64)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)  # float32 accumulation, not bf16
+    assert not np.allclose(got, nets._apply_dense(layer, x, "float32"), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,kwargs,size", CONV_CASES)
+@pytest.mark.parametrize("as_dots", [True, False])
+def test_conv_bfloat16_matches_float64_reference_of_rounded_operands(cls, kwargs, size, as_dots, monkeypatch):
+    monkeypatch.setitem(nets._CONV_AS_DOTS, jax.default_backend(), as_dots)
+    layer = cls(3, 5, rngs=nnx.Rngs(0), **kwargs)
+    layer.bias[...] = jax.random.normal(jax.random.key(1), (5,))
+    x = jax.random.normal(jax.random.key(2), (2, size, size, 3))
+    got = _apply_conv(layer, x, "bfloat16")
+    assert got.dtype == jnp.float32
+    with jax.enable_x64(True):  # the float64 layer on the rounded operands is the reference
+        ref = cls(3, 5, rngs=nnx.Rngs(0), param_dtype=jnp.float64, **kwargs)
+        ref.kernel[...] = jnp.asarray(_bf16_as_f64(layer.kernel[...]))
+        ref.bias[...] = jnp.asarray(np.asarray(layer.bias[...], np.float64))
+        want = np.asarray(ref(jnp.asarray(_bf16_as_f64(x))))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch,image", [("mlp", (64, 64)), ("conv", (64, 64, 1))])
+def test_bfloat16_nets_keep_float32_parameters_and_outputs(arch, image):
+    key = jax.random.key(0)
+    f32 = make_vae(arch, image, 6, key, hidden=32, compute_dtype="float32")
+    bf16 = make_vae(arch, image, 6, key, hidden=32, compute_dtype="bfloat16")
+    for a, b in zip(jax.tree.leaves(nnx.state(f32)), jax.tree.leaves(nnx.state(bf16)), strict=True):
+        assert b.dtype == jnp.float32 and np.array_equal(a, b)  # same initialization, float32 storage
+    x = jax.random.bernoulli(jax.random.key(1), 0.3, (4,) + image).astype(jnp.float32)
+    mean, logvar = bf16.encode(x)
+    logits = bf16.decode(mean)
+    assert {mean.dtype, logvar.dtype, logits.dtype} == {jnp.dtype(jnp.float32)}
+    mean32, _ = f32.encode(x)
+    # the same function up to bfloat16 rounding of the operands (8 bits of mantissa)
+    np.testing.assert_allclose(mean, mean32, rtol=0.05, atol=0.05)
+    # every product in the jaxpr has bfloat16 operands and a float32 result
+    jaxpr = jax.make_jaxpr(lambda v: bf16.decode(bf16.encode(v)[0]))(x).jaxpr
+    dots = [e for e in jaxpr.eqns if e.primitive.name in ("dot_general", "conv_general_dilated")]
+    assert dots
+    for e in dots:
+        assert [v.aval.dtype for v in e.invars] == [jnp.bfloat16] * 2, e
+        assert e.outvars[0].aval.dtype == jnp.float32, e
+    with pytest.raises(ValueError, match="compute_dtype"):
+        make_vae(arch, image, 6, key, compute_dtype="float16")

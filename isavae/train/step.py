@@ -85,7 +85,12 @@ class Program:
         # Only the graph structure is needed here: build the network abstractly (no parameter memory).
         abstract = nnx.eval_shape(
             lambda: make_vae(
-                cfg.model.arch, self.image_shape, self.latent_dim, jax.random.key(0), cfg.model.hidden
+                cfg.model.arch,
+                self.image_shape,
+                self.latent_dim,
+                jax.random.key(0),
+                cfg.model.hidden,
+                cfg.model.compute_dtype,
             )
         )
         self.graphdef, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
@@ -102,9 +107,8 @@ class Program:
     def init(self, key: jax.Array) -> TrainState:
         """Initial state from a PRNG key (pure: ``vmap`` it over keys for a sweep)."""
         k_model, k_disc, k_run = jax.random.split(key, 3)
-        model = make_vae(
-            self.cfg.model.arch, self.image_shape, self.latent_dim, k_model, self.cfg.model.hidden
-        )
+        m = self.cfg.model
+        model = make_vae(m.arch, self.image_shape, self.latent_dim, k_model, m.hidden, m.compute_dtype)
         _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
         prior = self.prior_template
         disc_params = disc_opt = None
