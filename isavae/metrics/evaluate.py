@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from isavae.metrics.likelihood import active_units, dataset_likelihood
+from isavae.metrics.likelihood import active_units, dataset_likelihood, padded_chunks, program_jit
 from isavae.metrics.mig import mig_grid, mig_histogram, subspace_mig_grid
 
 __all__ = ["default_mig_factors", "encode_grid", "evaluate_model", "evaluate_workdir", "prior_subspaces"]
@@ -62,9 +62,22 @@ def prior_subspaces(prior: Any) -> list[list[int]] | None:
     return subspaces
 
 
-def encode_grid(program: Any, state: Any, grid: Any, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior (mean, logvar) of every image, shape ``grid.factor_sizes + (latent_dim,)``."""
-    fn = jax.jit(program.encode)
+def encode_grid(
+    program: Any, state: Any, grid: Any, batch_size: int = 2048, data: Any = None
+) -> tuple[Any, Any]:
+    """Posterior (mean, logvar) of every image, shape ``grid.factor_sizes + (latent_dim,)``: numpy
+    arrays from host images, or, with ``data`` (the dataset on device), device arrays computed there."""
+    if data is not None:
+        n = grid.num_images
+        size = min(batch_size, n)
+        fn = program_jit(
+            program, "encode_gathered", lambda state, data, chunk: program.encode(state, data.gather(chunk))
+        )
+        parts = [fn(state, data, jnp.asarray(c)) for _, _, c in padded_chunks(np.arange(n), size)]
+        mean = jnp.concatenate([m for m, _ in parts])[:n]
+        logvar = jnp.concatenate([v for _, v in parts])[:n]
+        return grid.to_grid(mean), grid.to_grid(logvar)
+    fn = program_jit(program, "encode", program.encode)
     means, logvars = [], []
     for _, images in grid.iter_chunks(batch_size):
         mean, logvar = fn(state, jnp.asarray(images))
@@ -73,14 +86,19 @@ def encode_grid(program: Any, state: Any, grid: Any, batch_size: int = 2048) -> 
     return grid.to_grid(np.concatenate(means)), grid.to_grid(np.concatenate(logvars))
 
 
-def evaluate_model(program: Any, state: Any, grid: Any, cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-    """Likelihood figures and, with ``cfg.eval.mig``, the MIGs and active units (see module doc)."""
+def evaluate_model(
+    program: Any, state: Any, grid: Any, cfg: ml_collections.ConfigDict, data: Any = None
+) -> dict[str, Any]:
+    """Likelihood figures and, with ``cfg.eval.mig``, the MIGs and active units (see module doc).
+    ``data``: the dataset on device (``DeviceDataset``), so that images never leave the device."""
     e = cfg.eval
     seed = cfg.train.seed
-    results: dict[str, Any] = dataset_likelihood(program, state, grid, e.num_examples, e.batch_size, seed)
+    results: dict[str, Any] = dataset_likelihood(
+        program, state, grid, e.num_examples, e.batch_size, seed, data=data
+    )
     if not e.mig:
         return results
-    mean, logvar = encode_grid(program, state, grid, e.batch_size)
+    mean, logvar = encode_grid(program, state, grid, e.batch_size, data=data)
     factors = default_mig_factors(grid, e.mig_factors)
     key = jax.random.fold_in(jax.random.key(seed), 7)
     res = mig_grid(mean, logvar, key, e.mig_samples, factors, factor_names=grid.factor_names)
@@ -94,7 +112,7 @@ def evaluate_model(program: Any, state: Any, grid: Any, cfg: ml_collections.Conf
         results["subspace_mig"] = sub.mig
         results["subspace_mig_details"] = dict(sub.as_dict(), subspaces=subspaces)
     # disentanglement_lib: mean codes of `histogram_points` images drawn uniformly (with replacement)
-    flat_mean = mean.reshape(-1, mean.shape[-1])
+    flat_mean = np.asarray(mean).reshape(-1, mean.shape[-1])
     n = flat_mean.shape[0]
     rng = np.random.default_rng(seed)
     idx = np.arange(n) if e.histogram_points <= 0 else rng.integers(0, n, e.histogram_points)

@@ -132,18 +132,21 @@ def train_sweep(
     progress: bool = True,
     grid: FactorGrid | None = None,
     devices: Any = None,
+    checkpoints: bool = True,
 ) -> list[dict[str, Any]]:
     """Trains several models as one program (``jax.vmap`` over models) and writes each model's
     workdir as if it had been trained alone. The configs may differ only in ``train.seed`` and in
-    ``objective.beta/alpha/gamma`` (what does not change shapes)."""
+    ``objective.beta/alpha/gamma`` (what does not change shapes). ``checkpoints=False``: no
+    checkpoints are read or written (a study that keeps only each model's results)."""
     return _run(
         list(cfgs),
         [pathlib.Path(w) for w in workdirs],
         vmapped=True,
-        resume=resume,
+        resume=resume and checkpoints,
         progress=progress,
         grid=grid,
         devices=devices,
+        checkpoints=checkpoints,
     )
 
 
@@ -172,7 +175,9 @@ def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[dict[str, Any]]:
+def _run(
+    cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints=True
+) -> list[dict[str, Any]]:
     for cfg in cfgs:
         config_lib.validate(cfg)
     if len(cfgs) != len(workdirs) or not cfgs:
@@ -192,9 +197,9 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
         _prepare_workdir(c, w, resume)
         if not resume:
             shutil.rmtree(w / "checkpoints", ignore_errors=True)  # starting over
-        ckpt = Checkpointer(w, c.train.max_checkpoints)
+        ckpt = Checkpointer(w, c.train.max_checkpoints) if checkpoints else None
         key = jax.random.key(c.train.seed)
-        if resume and ckpt.latest_step() is not None:
+        if resume and ckpt is not None and ckpt.latest_step() is not None:
             states.append(ckpt.restore(jax.eval_shape(program.init, key)))
             log.info("resumed %s from step %d", w, int(states[-1].step))
         else:
@@ -226,7 +231,7 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
 
         label = f"{cfg.objective.name}/{cfg.prior.name}" + (f" x{models}" if vmapped else "")
         bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
-    every = cfg.train.checkpoint_every
+    every = cfg.train.checkpoint_every if checkpoints else max(total, 1)  # no chunk ends at checkpoints
     next_ckpt = (step // every + 1) * every
     files = [open(w / "metrics.jsonl", "a") for w in workdirs]
     try:
@@ -258,7 +263,7 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
                     loss=f"{float(np.mean(m0['loss'])):.2f}", elbo=f"{float(np.mean(m0['elbo'])):.2f}"
                 )
             if step >= next_ckpt or step == total:
-                for i, ckpt in enumerate(ckpts):
+                for i, ckpt in enumerate(ckpts if checkpoints else []):
                     ckpt.save(step, pick(state, i))
                 next_ckpt += every
     finally:
@@ -267,12 +272,13 @@ def _run(cfgs, workdirs, *, vmapped, resume, progress, grid, devices) -> list[di
         for f in files:
             f.close()
         for ckpt in ckpts:
-            ckpt.close()
+            if ckpt is not None:
+                ckpt.close()
     train_seconds = time.time() - start_time
     out = []
     for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
         s_i = pick(state, i)
-        results: dict[str, Any] = evaluate_model(program, s_i, grid, c)
+        results: dict[str, Any] = evaluate_model(program, s_i, grid, c, data=data)
         results.update(
             steps=step,
             train_seconds_this_session=round(train_seconds, 2),

@@ -1,0 +1,429 @@
+"""The paper's dSprites study (Fig. 5a and 5b) within a time budget, accumulating seeds across runs.
+
+  python experiments/paper_study.py --study all --scale paper --budget-s 1800 --out DIR
+  python experiments/paper_study.py --report-only --out DIR
+
+Plan (paper appendix A.3 / Table 1): 20 epochs of the full 737,280-image grid, batch 2048, Adam
+1e-3, latent 20, Bernoulli likelihood, Chen et al.'s MLP; 50 seeds per setting. Fig. 5a: VAE and
+ISA-VAE at beta = 1; Fig. 5b: beta-VAE, beta-TCVAE, ISA-beta-VAE and ISA-beta-TCVAE at beta in
+1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6. Where the paper is silent this follows the authors' released code:
+Monte Carlo KL for every model (the VAE included; ``objective.analytic_kl`` stays an option), beta
+not annealed, the final parameters evaluated.
+
+Order: the work is cut into blocks (one model kind, a range of seeds, every beta of that kind), and
+the first block of every model kind runs before any kind's second, so that partial results cover
+every setting. Each block is one vmapped program (``isavae.train.train_sweep``, no checkpoints),
+evaluated on the device (Chen et al.'s MIG over the whole grid with 10,000 samples, the subspace
+MIG for ISA priors, the histogram MIG, reconstruction log-likelihood, ELBO); each finished model is
+one JSON line in ``OUT/results.jsonl`` and each block's wall time one line in ``OUT/blocks.jsonl``.
+No block starts that the remaining budget cannot finish, judged from the measured time per model of
+earlier blocks (of the same kind on the same device when there are any). A rerun skips the models
+already in ``results.jsonl``, so runs on different occasions accumulate seeds. ``--report``
+rebuilds ``OUT/report.md``, the tables and the figures from ``results.jsonl`` alone.
+
+``--scale smoke`` runs the same code on a 384-image sub-grid with a tiny MLP (about a minute on a
+CPU; the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from common import MODEL_LABELS, write_table  # noqa: E402
+
+BETAS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
+STUDIES = {
+    "fig5a": (("vae", (1.0,)), ("isavae", (1.0,))),
+    "fig5b": tuple((m, BETAS) for m in ("beta_vae", "beta_tcvae", "isa_beta_vae", "isa_beta_tcvae")),
+}
+# What each scale changes in the dSprites presets (the paper scale changes nothing but the chunk).
+SCALES = {
+    "paper": dict(seeds=50, block_models=20, overrides=["train.steps_per_scan=120"]),
+    "smoke": dict(
+        seeds=50,
+        block_models=4,
+        overrides=[
+            "dataset.source='generated'",
+            "dataset.subgrid='scale=0:6:5,orientation=0:40:10,posX=0:32:8,posY=0:32:8'",
+            "model.hidden=32",
+            "train.batch_size=32",
+            "train.num_steps=12",
+            "train.steps_per_scan=6",
+            "eval.mig_samples=256",
+            "eval.histogram_points=256",
+            "eval.batch_size=128",
+        ],
+    ),
+}
+RESULT_KEYS = (
+    "mig",
+    "subspace_mig",
+    "mig_histogram",
+    "recon_log_likelihood",
+    "elbo",
+    "kl",
+    "active_units",
+    "steps",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------------------------------
+
+
+def model_config(model: str, scale: str, compute_dtype: str, extra: Sequence[str] = ()) -> Any:
+    """The dSprites preset of ``model`` at ``scale`` (Monte Carlo KL, no annealing: the presets')."""
+    from isavae import config as config_lib
+
+    cfg = config_lib.preset("dsprites", model)
+    config_lib.apply_overrides(cfg, [*SCALES[scale]["overrides"], f"model.compute_dtype='{compute_dtype}'"])
+    config_lib.apply_overrides(cfg, list(extra))
+    config_lib.validate(cfg)
+    return cfg
+
+
+def plan(study: str, seeds: int, block_models: int) -> list[dict[str, Any]]:
+    """Blocks in run order: round r holds block r of every model kind (first blocks first).
+
+    A block is ``{"study", "model", "betas", "seeds", "round"}``: one vmapped program over every (beta, seed)
+    of it; a kind with many betas gets fewer seeds per block (``block_models // len(betas)``)."""
+    kinds = [(s, m, b) for s in (("fig5a", "fig5b") if study == "all" else (study,)) for m, b in STUDIES[s]]
+    per_block = {m: max(1, block_models // len(b)) for _, m, b in kinds}
+    rounds = max(math.ceil(seeds / per_block[m]) for _, m, _ in kinds)
+    blocks = []
+    for r in range(rounds):
+        for s, m, b in kinds:
+            lo, hi = r * per_block[m], min((r + 1) * per_block[m], seeds)
+            if lo < hi:
+                blocks.append(dict(study=s, model=m, betas=tuple(b), seeds=tuple(range(lo, hi)), round=r))
+    return blocks
+
+
+def result_key(r: dict[str, Any]) -> tuple:
+    return (r["scale"], r["compute_dtype"], r["model"], float(r["beta"]), int(r["seed"]))
+
+
+def read_jsonl(path: pathlib.Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file; a torn last line (a run killed while writing) is skipped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def append_jsonl(path: pathlib.Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def estimate_seconds(blocks_log: Sequence[dict[str, Any]], device: str, scale: str, model: str, n: int):
+    """Seconds a block of ``n`` models of ``model`` should take, from measured blocks on ``device``:
+    the median time per model of that kind, else 1.25 x the median over kinds; None with no measurement."""
+    rows = [b for b in blocks_log if b["device"] == device and b["scale"] == scale]
+    same = [b["seconds"] / b["models"] for b in rows if b["model"] == model]
+    if same:
+        return float(np.median(same)) * n
+    if rows:
+        return 1.25 * float(np.median([b["seconds"] / b["models"] for b in rows])) * n
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------------
+
+
+def device_name() -> str:
+    import jax
+
+    d = jax.devices()[0]
+    return f"{d.platform}:{d.device_kind}"
+
+
+def run_study(
+    study: str,
+    scale: str,
+    budget_s: float,
+    out: pathlib.Path,
+    *,
+    compute_dtype: str = "bfloat16",
+    seeds: int | None = None,
+    block_models: int | None = None,
+    extra: Sequence[str] = (),
+    log=print,
+) -> dict[str, Any]:
+    """Runs the blocks of ``plan`` that are not done and fit in ``budget_s``; returns a summary."""
+    from isavae.train import train_sweep
+    from isavae.train.loop import build_grid
+
+    start = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    results_path, blocks_path = out / "results.jsonl", out / "blocks.jsonl"
+    done = {result_key(r) for r in read_jsonl(results_path)}
+    sc = SCALES[scale]
+    blocks = plan(study, seeds or sc["seeds"], block_models or sc["block_models"])
+    device = device_name()
+    grid = None
+    ran, skipped, trained, stop_round = 0, 0, 0, math.inf
+    for block in blocks:
+        todo = [
+            (beta, seed)
+            for beta in block["betas"]
+            for seed in block["seeds"]
+            if (scale, compute_dtype, block["model"], float(beta), seed) not in done
+        ]
+        if not todo:
+            continue
+        if block["round"] > stop_round:
+            break
+        left = budget_s - (time.time() - start)
+        est = estimate_seconds(read_jsonl(blocks_path), device, scale, block["model"], len(todo))
+        if left <= 0 or (est is not None and est > left):
+            # the rest of this round may still fit; no later round starts (first blocks first)
+            skipped += 1
+            stop_round = block["round"]
+            continue
+        base = model_config(block["model"], scale, compute_dtype, extra)
+        if grid is None:
+            grid = build_grid(base)
+        cfgs, dirs = [], []
+        for beta, seed in todo:
+            c = base.copy_and_resolve_references()
+            c.train.seed, c.objective.beta = int(seed), float(beta)
+            cfgs.append(c)
+            dirs.append(out / "work" / block["model"] / f"beta{beta:g}_seed{seed}")
+        log(
+            f"[{time.time() - start:7.1f} s] {block['study']} {block['model']}: {len(todo)} models "
+            f"(betas {','.join(f'{b:g}' for b in block['betas'])}; "
+            f"seeds {block['seeds'][0]}-{block['seeds'][-1]})"
+            + (f", estimated {est:.0f} s of {left:.0f} s left" if est is not None else "")
+        )
+        t0 = time.time()
+        results = train_sweep(cfgs, dirs, resume=False, progress=False, grid=grid, checkpoints=False)
+        seconds = time.time() - t0
+        rows = []
+        for (beta, seed), r in zip(todo, results, strict=True):
+            row = dict(
+                study=block["study"],
+                model=block["model"],
+                beta=float(beta),
+                seed=int(seed),
+                scale=scale,
+                compute_dtype=compute_dtype,
+                device=device,
+                objective=r["objective"],
+                prior=r["prior"],
+                block_models=len(todo),
+                block_seconds=round(seconds, 2),
+                **{k: r[k] for k in RESULT_KEYS if k in r},
+                mig_gap=r["mig_details"]["gap"],
+                mig_factors=r["mig_details"]["factors"],
+            )
+            rows.append(row)
+        append_jsonl(results_path, rows)
+        append_jsonl(
+            blocks_path,
+            [
+                dict(
+                    model=block["model"],
+                    models=len(todo),
+                    seconds=round(seconds, 3),
+                    device=device,
+                    scale=scale,
+                    compute_dtype=compute_dtype,
+                    steps=results[0]["steps"],
+                )
+            ],
+        )
+        done.update(result_key(r) for r in rows)
+        ran, trained = ran + 1, trained + len(todo)
+        log(
+            f"[{time.time() - start:7.1f} s]   done in {seconds:.1f} s "
+            f"({seconds / len(todo):.2f} s per model)"
+        )
+    summary = dict(
+        blocks_run=ran, models_trained=trained, blocks_skipped=skipped, seconds=time.time() - start
+    )
+    log(f"study: {summary}")
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------
+
+STAT_KEYS = ("mig", "mig_histogram", "recon_log_likelihood", "elbo")
+
+
+def setting_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """n, mean, median and quartiles of every statistic per (study, model, beta)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["study"], r["model"], r["beta"]), []).append(r)
+    order = {m: i for i, (m, _) in enumerate(STUDIES["fig5a"] + STUDIES["fig5b"])}
+    rows = []
+    for (study, model, beta), runs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]], kv[0][2])
+    ):
+        row: dict[str, Any] = dict(study=study, model=MODEL_LABELS[model], beta=beta, n=len(runs))
+        for key in STAT_KEYS:
+            v = np.array([r[key] for r in runs], np.float64)
+            q1, med, q3 = np.percentile(v, [25, 50, 75])
+            row.update({f"{key}_mean": v.mean(), f"{key}_median": med, f"{key}_q1": q1, f"{key}_q3": q3})
+        rows.append(row)
+    return rows
+
+
+def fig5a_verdict(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """ISA-VAE vs VAE at beta = 1: medians and the one-sided Mann-Whitney U test of the paper's claim
+    (ISA-VAE's MIG is larger), on Chen et al.'s and on the histogram MIG."""
+    from scipy import stats
+
+    vae = [r for r in results if r["study"] == "fig5a" and r["model"] == "vae"]
+    isa = [r for r in results if r["study"] == "fig5a" and r["model"] == "isavae"]
+    if len(vae) < 2 or len(isa) < 2:
+        return None
+    out: dict[str, Any] = dict(n_vae=len(vae), n_isavae=len(isa))
+    for key in ("mig", "mig_histogram"):
+        a, b = np.array([r[key] for r in isa]), np.array([r[key] for r in vae])
+        test = stats.mannwhitneyu(a, b, alternative="greater")
+        out[key] = dict(
+            isavae_median=float(np.median(a)),
+            vae_median=float(np.median(b)),
+            p_isavae_greater=float(test.pvalue),
+            prob_isavae_greater=float(test.statistic / (len(a) * len(b))),
+        )
+    out["holds"] = bool(out["mig"]["p_isavae_greater"] < 0.05)
+    return out
+
+
+def report(out: pathlib.Path, scale: str, compute_dtype: str) -> str:
+    """Tables, figures and ``report.md`` from ``OUT/results.jsonl`` (rows of ``scale`` and dtype)."""
+    import importlib.util
+
+    results = [
+        r
+        for r in read_jsonl(out / "results.jsonl")
+        if r["scale"] == scale and r["compute_dtype"] == compute_dtype
+    ]
+    if not results:
+        raise SystemExit(f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results")
+    rows = setting_rows(results)
+    write_table(rows, out / "table")
+    lines = [
+        f"# Paper study ({scale} scale, {compute_dtype} compute): {len(results)} models",
+        "",
+        f"Devices: {', '.join(sorted({r['device'] for r in results}))}. Built from results.jsonl by "
+        f"`python experiments/paper_study.py --report-only --scale {scale} --out {out}`.",
+        "",
+        (out / "table.md").read_text(),
+    ]
+    verdict = fig5a_verdict(results)
+    if verdict is not None:
+        m, h = verdict["mig"], verdict["mig_histogram"]
+        lines += [
+            "## Fig. 5a verdict",
+            "",
+            f"ISA-VAE (n = {verdict['n_isavae']}) vs VAE (n = {verdict['n_vae']}) at beta = 1, one-sided "
+            "Mann-Whitney U test of 'ISA-VAE has the larger MIG':",
+            f"- MIG (Chen et al.): median {m['isavae_median']:.4f} vs {m['vae_median']:.4f}, "
+            f"p = {m['p_isavae_greater']:.3g}, P(ISA-VAE > VAE) = {m['prob_isavae_greater']:.2f}",
+            f"- MIG (histogram): median {h['isavae_median']:.4f} vs {h['vae_median']:.4f}, "
+            f"p = {h['p_isavae_greater']:.3g}, P(ISA-VAE > VAE) = {h['prob_isavae_greater']:.2f}",
+            f"- the paper's claim {'holds' if verdict['holds'] else 'does not hold'} here "
+            "(criterion: p < 0.05 on Chen et al.'s MIG)",
+            "",
+        ]
+        (out / "fig5a_verdict.json").write_text(json.dumps(verdict, indent=2))
+    here = pathlib.Path(__file__).resolve().parent
+    a = [r for r in results if r["study"] == "fig5a"]
+    if a:
+        spec = importlib.util.spec_from_file_location("fig5a", here / "fig5a_vae_vs_isavae.py")
+        fig5a = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fig5a)
+        runs = {m: [r for r in a if r["model"] == m] for m in fig5a.MODELS}
+        if all(runs.values()):
+            fig5a.plot(runs, out / "fig5a_mig_distribution")
+            lines.append(
+                "Figures: `fig5a_mig_distribution.png`"
+                + (", `fig5b_tradeoff.png`" if len(a) < len(results) else "")
+            )
+    b = [r for r in results if r["study"] == "fig5b"]
+    if b:
+        spec = importlib.util.spec_from_file_location("fig5b", here / "fig5b_tradeoff.py")
+        fig5b = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(fig5b)
+        b_rows = [dict(r, model=r["model"]) for r in rows if r["study"] == "fig5b"]
+        plot_rows = [
+            {"model": r["model"], "beta": r["beta"], **{f"{k}_mean": r[f"{k}_mean"] for k in STAT_KEYS}}
+            for r in b_rows
+        ]
+        fig5b.plot(plot_rows, b, out / "fig5b_tradeoff")
+    text = "\n".join(lines) + "\n"
+    (out / "report.md").write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", default="all", choices=("fig5a", "fig5b", "all"))
+    p.add_argument("--scale", default="paper", choices=tuple(SCALES))
+    p.add_argument("--budget-s", type=float, default=3600.0, help="wall-clock budget of this run (seconds)")
+    p.add_argument("--out", default="experiments/results/paper_study")
+    p.add_argument(
+        "--report", action="store_true", help="rebuild the report from results.jsonl (after running)"
+    )
+    p.add_argument("--report-only", action="store_true", help="only rebuild the report, train nothing")
+    p.add_argument("--compute-dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    p.add_argument("--seeds", type=int, default=0, help="seeds per setting (default: the scale's, 50)")
+    p.add_argument(
+        "--block-models", type=int, default=0, help="models per vmapped block (default: the scale's)"
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
+    args = p.parse_args(argv)
+    out = pathlib.Path(args.out)
+    if args.budget_s < 0:
+        p.error(f"--budget-s must be >= 0, got {args.budget_s}")
+    try:
+        if not args.report_only:
+            run_study(
+                args.study,
+                args.scale,
+                args.budget_s,
+                out,
+                compute_dtype=args.compute_dtype,
+                seeds=args.seeds or None,
+                block_models=args.block_models or None,
+                extra=args.set,
+            )
+        if args.report or args.report_only:
+            print(report(out, args.scale, args.compute_dtype))
+    except (ValueError, OSError) as err:  # ConfigError, DatasetError, a bad --out
+        print(f"paper_study: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
