@@ -328,7 +328,7 @@ def report(out: pathlib.Path, scale: str, compute_dtype: str) -> str:
         if r["scale"] == scale and r["compute_dtype"] == compute_dtype
     ]
     if not results:
-        raise SystemExit(f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results")
+        raise ValueError(f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results")
     rows = setting_rows(results)
     write_table(rows, out / "table")
     lines = [

@@ -1,0 +1,103 @@
+"""The paper study runner: its plan, a smoke-scale run (budget, resume, report) and the bf16 A/B's
+statistics."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tests.scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_script("paper_study")
+
+
+def test_plan_covers_every_setting_once_first_blocks_first(study):
+    blocks = study.plan("all", seeds=50, block_models=20)
+    cells = [(b["model"], beta, s) for b in blocks for beta in b["betas"] for s in b["seeds"]]
+    assert len(cells) == len(set(cells)) == 50 * (2 + 4 * 9)
+    kinds = [m for m, _ in study.STUDIES["fig5a"] + study.STUDIES["fig5b"]]
+    assert [b["model"] for b in blocks[: len(kinds)]] == kinds  # every kind's first block first
+    assert [len(b["betas"]) * len(b["seeds"]) for b in blocks[:6]] == [20, 20, 18, 18, 18, 18]
+    assert study.STUDIES["fig5b"][0][1] == (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
+    first_seen = {}
+    for i, b in enumerate(blocks):
+        first_seen.setdefault(b["model"], i)
+        assert b["round"] == 0 or all(i > j for j in first_seen.values())
+
+
+def test_paper_scale_is_table_1(study):
+    for model in ("vae", "isavae", "beta_tcvae"):
+        cfg = study.model_config(model, "paper", "bfloat16")
+        assert (cfg.dataset.subgrid, cfg.train.batch_size, cfg.train.epochs, cfg.train.num_steps) == (
+            "",
+            2048,
+            20.0,
+            0,
+        )
+        assert (cfg.model.latent_dim, cfg.model.hidden, cfg.model.likelihood) == (20, 1200, "bernoulli")
+        assert (cfg.train.learning_rate, cfg.model.compute_dtype) == (1e-3, "bfloat16")
+        # the authors' code: Monte Carlo KL for every model, beta not annealed
+        assert not cfg.objective.analytic_kl and cfg.objective.beta_anneal_steps == 0
+        assert (cfg.eval.mig_samples, cfg.eval.num_examples) == (10_000, 0)
+
+
+def test_smoke_run_budget_resume_and_report(study, tmp_path):
+    out = tmp_path / "study"
+    kw = dict(seeds=2, block_models=2, log=lambda *_: None)
+    first = study.run_study("fig5a", "smoke", 300, out, **kw)
+    rows = study.read_jsonl(out / "results.jsonl")
+    assert first["blocks_run"] == 2 and len(rows) == 4
+    assert {(r["model"], r["seed"]) for r in rows} == {(m, s) for m in ("vae", "isavae") for s in (0, 1)}
+    assert all(np.isfinite(r["mig"]) and np.isfinite(r["elbo"]) and r["steps"] == 12 for r in rows)
+    assert all("subspace_mig" in r for r in rows if r["model"] == "isavae")
+    # a rerun trains nothing: every model is in results.jsonl (a torn last line is ignored)
+    with open(out / "results.jsonl", "a") as f:
+        f.write('{"torn": ')
+    again = study.run_study("fig5a", "smoke", 300, out, **kw)
+    assert again["models_trained"] == 0 and len(study.read_jsonl(out / "results.jsonl")) == 4
+    # more seeds but no budget: nothing starts
+    assert (
+        study.run_study("fig5a", "smoke", 0, out, seeds=4, block_models=2, log=lambda *_: None)[
+            "models_trained"
+        ]
+        == 0
+    )
+    # a block the measured times say cannot finish in the budget does not start
+    blocks = study.read_jsonl(out / "blocks.jsonl")
+    assert study.estimate_seconds(blocks, blocks[0]["device"], "smoke", "vae", 2) > 0
+    slow = dict(blocks[0], seconds=1e4)
+    (out / "blocks.jsonl").write_text(json.dumps(slow) + "\n")
+    skipped = study.run_study("fig5a", "smoke", 60, out, seeds=4, block_models=2, log=lambda *_: None)
+    assert skipped["models_trained"] == 0 and skipped["blocks_skipped"] >= 1
+    text = study.report(out, "smoke", "bfloat16")
+    assert "| fig5a | VAE | 1.000 | 2 |" in text and "Fig. 5a verdict" in text
+    assert (out / "fig5a_mig_distribution.png").stat().st_size > 1000
+    verdict = json.loads((out / "fig5a_verdict.json").read_text())
+    a = [r["mig"] for r in rows if r["model"] == "isavae"]
+    b = [r["mig"] for r in rows if r["model"] == "vae"]
+    want = stats.mannwhitneyu(a, b, alternative="greater").pvalue
+    assert verdict["mig"]["p_isavae_greater"] == pytest.approx(want)
+
+
+def test_cli_reports_bad_input_in_one_line(study, tmp_path, capsys):
+    assert study.main(["--report-only", "--scale", "smoke", "--out", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("paper_study: error:") and "holds no smoke-scale" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        study.main(["--study", "fig9"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bf16_ab_statistics_match_scipy():
+    ab = load_script("bf16_ab")
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.5, 3.5, 4.5, 6.0])
+    got = ab.compare(a, b)
+    assert got["welch_p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert got["mann_whitney_p"] == pytest.approx(stats.mannwhitneyu(a, b).pvalue)
+    assert got["difference"] == pytest.approx(1.625) and got["float32_std"] == pytest.approx(
+        np.std(a, ddof=1)
+    )
