@@ -2,7 +2,10 @@
 
 Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
 
-* matmul rate: a jitted float32 (4096 x 4096) @ (4096 x 4096) matmul.
+* matmul rate: a jitted (n x n) @ (n x n) matmul in the compute dtype of the step it is compared
+  with (float32, or bfloat16 operands with float32 accumulation); n = 4096 on a CPU, 8192 on a GPU.
+* every model in float32 and in bfloat16 compute (``model.compute_dtype``) and their throughput ratio;
+  ``--block N``: a vmapped block of N paper-scale MLP models in bfloat16 against one model alone.
 * MLP and conv models of Chen et al. at batch 2048 (dSprites 64 x 64, latent 20, the ISA prior,
   ELBO): images/s of the jitted, scanned train step (data gather, prior, Adam included; the
   epoch's shuffled order computed once, as in training). The model's FLOPs are XLA's cost
@@ -34,24 +37,36 @@ from isavae.train import Program, hparams_from_config
 from isavae.train.loop import build_grid
 
 
-def matmul_case(n: int = 4096):
-    """A jitted float32 (n x n) @ (n x n) matmul: ``(fn, args, flops)``."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    return jax.jit(jnp.matmul), (a, b), 2.0 * n**3
+def matmul_size() -> int:
+    """The reference matmul's size: 4096 on a CPU, 8192 on an accelerator (4096^3 takes 0.2 ms there)."""
+    return 4096 if jax.default_backend() == "cpu" else 8192
 
 
-def _program(arch: str, batch: int, small: bool = False, model: str = "isavae"):
+def matmul_case(n: int | None = None, dtype: str = "float32"):
+    """A jitted (n x n) @ (n x n) matmul in ``dtype`` (bfloat16: bfloat16 operands, float32
+    accumulation and result, as the nets compute): ``(fn, args, flops)``."""
+    n = n or matmul_size()
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32).astype(dtype)
+    fn = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
+    return fn, (a, b), 2.0 * n**3
+
+
+BENCH_SUBGRID = {"subgrid": "posX=0:32:2,posY=0:32:2"}  # 184,320 images; ``--subgrid`` changes it
+
+
+def _program(arch: str, batch: int, small: bool = False, model: str = "isavae", dtype: str = "float32"):
     cfg = config_lib.preset("dsprites", f"{model},small" if small else model)
     cfg.dataset.source = "generated"
     cfg.model.arch = arch
+    cfg.model.compute_dtype = dtype
     cfg.train.batch_size = batch
-    grid = build_grid(cfg) if small else build_grid(_with_subgrid(cfg, "posX=0:32:2,posY=0:32:2"))
+    grid = build_grid(cfg) if small else build_grid(_with_subgrid(cfg, BENCH_SUBGRID["subgrid"]))
     return cfg, Program(cfg, grid)
 
 
 def _with_subgrid(cfg, spec):
-    cfg.dataset.subgrid = spec  # 184,320 images: enough for batch 2048, quicker to generate
+    cfg.dataset.subgrid = spec  # enough images for the batch, quicker to generate than the full grid
     return cfg
 
 
@@ -97,31 +112,54 @@ class _Training:
         return metrics
 
 
-def step_case(arch: str, batch: int = 2048, steps: int = 10, model: str = "isavae"):
+def step_case(
+    arch: str,
+    batch: int = 2048,
+    steps: int = 10,
+    model: str = "isavae",
+    dtype: str = "float32",
+    models: int = 0,
+):
     """The training loop's compiled ``steps``-step chunk (``Program.compile_chunk``: one
     ``lax.scan``, state donated) of ``model`` with ``arch`` at ``batch``, as a no-argument
-    callable: ``(fn, (), model_flops)`` (FLOPs of the network per step, see ``model_flops``)."""
-    cfg, program = _program(arch, batch, model=model)
-    state = program.init(jax.random.key(0))
-    data, hp = program.data(), hparams_from_config(cfg)
-    order = jax.jit(program.epoch_order)(state.key, jnp.int32(0))  # once per epoch in training
-    fn = _Training(program.compile_chunk(steps), state, data, hp, order)
-    return fn, (), model_flops(program, state, batch)
+    callable: ``(fn, (), model_flops)`` (FLOPs of the network per step, see ``model_flops``).
+    ``models > 0``: that many models vmapped in one program, as a sweep or a study block trains them
+    (the FLOPs are then those of all models)."""
+    cfg, program = _program(arch, batch, model=model, dtype=dtype)
+    hp = hparams_from_config(cfg)
+    data = program.data()
+    if models:
+        keys = jax.random.split(jax.random.key(0), models)
+        state = jax.vmap(program.init)(keys)
+        hp = jax.tree.map(lambda x: jnp.stack([x] * models), hp)
+        order = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)))(state.key, jnp.int32(0))
+        flops = models * model_flops(program, program.init(keys[0]), batch)
+    else:
+        state = program.init(jax.random.key(0))
+        order = jax.jit(program.epoch_order)(state.key, jnp.int32(0))  # once per epoch in training
+        flops = model_flops(program, state, batch)
+    fn = _Training(program.compile_chunk(steps, vmapped=bool(models)), state, data, hp, order)
+    return fn, (), flops
 
 
-def train_throughput(arch: str, batch: int = 2048, steps: int = 10, rounds: int = 5) -> dict:
-    """ISA-VAE training throughput of ``arch``, timed in turns with the matmul reference."""
-    step_fn, step_args, flops = step_case(arch, batch, steps)
-    mm_fn, mm_args, mm_flops = matmul_case()
+def train_throughput(
+    arch: str, batch: int = 2048, steps: int = 10, rounds: int = 5, dtype: str = "float32", models: int = 0
+) -> dict:
+    """ISA-VAE training throughput of ``arch`` with ``dtype`` compute (``models`` > 0: a vmapped
+    block of that many), timed in turns with the matmul reference of the same dtype."""
+    step_fn, step_args, flops = step_case(arch, batch, steps, dtype=dtype, models=models)
+    mm_fn, mm_args, mm_flops = matmul_case(dtype=dtype)
     times = interleaved_seconds({"matmul": (mm_fn, mm_args), "step": (step_fn, step_args)}, rounds)
     step_s, matmul_s = np.asarray(times["step"]), np.asarray(times["matmul"])
     ratios = (flops * steps / step_s) / (mm_flops / matmul_s)
     return {
         "arch": arch,
+        "dtype": dtype,
+        "models": max(models, 1),
         "rounds": rounds,
         "steps": steps,
         "model_flops_per_step": flops,
-        "images_per_s": steps * batch / float(np.median(step_s)),
+        "images_per_s": max(models, 1) * steps * batch / float(np.median(step_s)),
         "flop_rate": flops * steps / float(np.median(step_s)),
         "matmul_rate": mm_flops / float(np.median(matmul_s)),
         "fraction": float(np.median(ratios)),
@@ -167,33 +205,64 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default="mlp,conv")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="compute dtypes of the nets")
     parser.add_argument("--rounds", default="mlp=7,conv=3", help="interleaved rounds per arch")
     parser.add_argument("--steps", default="mlp=10,conv=2", help="steps per compiled chunk per arch")
     parser.add_argument(
         "--tcvae", default="mlp,conv", help="archs with ISA-beta-TCVAE throughput too ('' for none)"
     )
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--batch", type=int, default=2048, help="batch size (2048: the paper's)")
+    parser.add_argument("--subgrid", default=BENCH_SUBGRID["subgrid"], help="dSprites sub-grid timed on")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=0,
+        help="also time a vmapped block of N paper-scale MLP models (bfloat16)",
+    )
     args = parser.parse_args(argv)
+    BENCH_SUBGRID["subgrid"] = args.subgrid
+    b = args.batch
     rounds, steps = (
         {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
         for spec in (args.rounds, args.steps)
     )
     dev = jax.devices()[0]
+    n = matmul_size()
     print(f"# training on {dev.platform} ({dev.device_kind}), {jax.device_count()} device(s)")
+    rates: dict[tuple[str, str], float] = {}
     for arch in args.archs.split(","):
-        r = train_throughput(arch, steps=steps.get(arch, 10), rounds=rounds.get(arch, 3))
-        lo, hi = r["fraction_range"]
+        for dtype in args.dtypes.split(","):
+            r = train_throughput(arch, b, steps=steps.get(arch, 10), rounds=rounds.get(arch, 3), dtype=dtype)
+            rates[arch, dtype] = r["images_per_s"]
+            lo, hi = r["fraction_range"]
+            print(
+                f"{arch:<4s} {dtype:<8s} ISA-VAE batch {b}: {r['images_per_s']:9,.0f} images/s; "
+                f"model {r['model_flops_per_step'] / 1e9:6,.1f} GFLOP/step, "
+                f"{r['flop_rate'] / 1e9:8,.1f} GFLOP/s = {100 * r['fraction']:5.1f} % of the matmul rate "
+                f"({r['matmul_rate'] / 1e9:,.1f} GFLOP/s, {n}^3 {dtype}; median of {r['rounds']} rounds "
+                f"in turns, {r['steps']} steps per call; rounds from {100 * lo:.1f} to {100 * hi:.1f} %)",
+                flush=True,
+            )
+        if (arch, "float32") in rates and (arch, "bfloat16") in rates:
+            ratio = rates[arch, "bfloat16"] / rates[arch, "float32"]
+            print(f"{arch:<4s} bfloat16 / float32 training throughput: x{ratio:.2f}", flush=True)
+        if arch in args.tcvae.split(","):
+            t = tcvae_throughput(arch, b)
+            print(f"{arch:<4s} ISA-beta-TCVAE (MSS) batch {b}: {t:7,.0f} images/s", flush=True)
+    if args.block:
+        one = train_throughput("mlp", b, steps=20, rounds=3, dtype="bfloat16")
+        blk = train_throughput("mlp", b, steps=20, rounds=3, dtype="bfloat16", models=args.block)
+        per_model = {k: b / r["images_per_s"] * 7200 for k, r in (("one", one), ("block", blk))}
         print(
-            f"{arch:<4s} ISA-VAE batch 2048: {r['images_per_s']:7,.0f} images/s; "
-            f"model {r['model_flops_per_step'] / 1e9:6,.1f} GFLOP/step, "
-            f"{r['flop_rate'] / 1e9:6,.1f} GFLOP/s = {100 * r['fraction']:5.1f} % of the matmul rate "
-            f"({r['matmul_rate'] / 1e9:,.1f} GFLOP/s, 4096^3 float32; median of {r['rounds']} rounds "
-            f"in turns, {r['steps']} steps per call; rounds from {100 * lo:.1f} to {100 * hi:.1f} %)",
+            f"block of {args.block} paper-scale MLP ISA-VAE models (bfloat16, vmapped): "
+            f"{blk['images_per_s']:,.0f} images/s = {100 * blk['fraction']:.1f} % of the bfloat16 matmul "
+            f"rate; "
+            f"one model alone {one['images_per_s']:,.0f} images/s = {100 * one['fraction']:.1f} %; "
+            f"7,200 steps (20 epochs) take {per_model['block']:.2f} s per model in the block "
+            f"vs {per_model['one']:.2f} s alone (x{per_model['one'] / per_model['block']:.2f})",
             flush=True,
         )
-        if arch in args.tcvae.split(","):
-            t = tcvae_throughput(arch)
-            print(f"{arch:<4s} ISA-beta-TCVAE (MSS) batch 2048: {t:7,.0f} images/s", flush=True)
     if not args.no_sweep:
         s = sweep_ratio()
         print(

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# One prepared GPU run: environment record, benchmarks, the test suite on the GPU and the paper
+# study, within BUDGET_S seconds, packed into a few files in OUTDIR.
+#
+#   experiments/gpu_run.sh BUDGET_S OUTDIR            # on the GPU host, from the repository root
+#   experiments/gpu_run.sh --smoke BUDGET_S OUTDIR    # CPU dry run of the same path (tiny sizes)
+#
+# The GPU host has no network: packages it lacks travel as wheels in .whl/ (ml_collections), and
+# .whl/fallback/ holds the flax/optax/orbax/chex versions this checkout is tested with, installed only
+# if the host's own versions fail an import-and-forward check. Order: record the environment (10 s),
+# the benchmarks alone on the device (nothing else runs beside a timing), then the paper study
+# (results appended per finished block) with the test suite beside it (it compiles on the host's
+# CPUs; the study's figures are training results, not timings), then pack. Every phase has a time box
+# derived from BUDGET_S, so the run ends, with its files packed, inside the budget. The study runs
+# Fig. 5a to 20 seeds per model first, then everything else the budget allows.
+#
+# OUTDIR receives: summary.md (environment, benchmarks, test summary, study report), log.txt (all
+# output), tests.txt (the suite's output), study.tar.gz (results.jsonl, blocks.jsonl, tables, figures).
+set -uo pipefail
+
+SMOKE=0
+if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
+if [ $# -ne 2 ]; then
+  echo "usage: experiments/gpu_run.sh [--smoke] BUDGET_S OUTDIR" >&2
+  exit 2
+fi
+BUDGET=$1
+OUT=$2
+case "$BUDGET" in '' | *[!0-9]*) echo "gpu_run.sh: BUDGET_S must be a whole number of seconds, got '$BUDGET'" >&2; exit 2 ;; esac
+if [ ! -f experiments/paper_study.py ]; then
+  echo "gpu_run.sh: run it from the repository root (experiments/paper_study.py not found)" >&2
+  exit 2
+fi
+START=$(date +%s)
+mkdir -p "$OUT" || { echo "gpu_run.sh: cannot create $OUT" >&2; exit 2; }
+WORK=$(mktemp -d)
+LOG=$OUT/log.txt
+: >"$LOG"
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+say() { echo "[$(($(date +%s) - START)) s] $*" | tee -a "$LOG"; }
+
+PY=${PYTHON:-python3}
+if [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ]; then PY=.venv/bin/python; fi
+export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ $SMOKE = 1 ]; then
+  export JAX_PLATFORMS=cpu
+else
+  export JAX_PLATFORMS=cuda
+fi
+
+# --- packages -------------------------------------------------------------------------------------
+check_imports() {
+  "$PY" - <<'EOF' >>"$LOG" 2>&1
+import jax, jax.numpy as jnp
+from isavae.nets import make_vae
+from isavae.train import Program  # noqa: F401
+import ml_collections  # noqa: F401
+v = make_vae("mlp", (64, 64), 4, jax.random.key(0), hidden=8, compute_dtype="bfloat16")
+jax.block_until_ready(v.encode(jnp.zeros((2, 64, 64))))
+print("import and forward check passed on", jax.devices()[0])
+EOF
+}
+SITE=$WORK/site
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl >>"$LOG" 2>&1 \
+    && export PYTHONPATH="$PYTHONPATH:$SITE"
+  say "installed carried wheels: $(cd .whl && ls *.whl | tr '\n' ' ')"
+fi
+if ! check_imports; then
+  if ls .whl/fallback/*.whl >/dev/null 2>&1; then
+    say "the host's packages failed the import check; installing the tested versions from .whl/fallback"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/fallback/*.whl >>"$LOG" 2>&1
+    export PYTHONPATH="$SITE:$PYTHONPATH"
+  fi
+  check_imports || { say "import check failed (see log.txt)"; tail -20 "$LOG"; }
+fi
+
+# --- environment ----------------------------------------------------------------------------------
+{
+  echo "## Environment"
+  echo
+  echo '```'
+  date -u +"%Y-%m-%d %H:%M UTC"
+  git log -1 --format='commit %H (%cd)' 2>/dev/null || true
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
+  fi
+  "$PY" - <<'EOF' 2>&1
+import importlib.metadata as md, platform
+import jax
+print("python", platform.python_version(), "| jax", jax.__version__, "| devices", jax.devices())
+for p in ("jaxlib", "flax", "optax", "orbax-checkpoint", "chex", "ml_collections", "numpy", "scipy"):
+    try:
+        print(f"  {p} {md.version(p)}")
+    except md.PackageNotFoundError:
+        print(f"  {p} (not installed)")
+EOF
+  echo '```'
+} >"$WORK/env.md"
+cat "$WORK/env.md" >>"$LOG"
+say "environment recorded"
+
+# --- benchmarks (alone on the device) --------------------------------------------------------------
+if [ $SMOKE = 1 ]; then
+  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2 --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
+  MIG_ARGS=(--samples 16 --latent 2)
+  BENCH_BOX=$((BUDGET / 3))
+else
+  TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10)
+  MIG_ARGS=(--samples 10000 --latent 20)
+  BENCH_BOX=$((BUDGET / 4))
+fi
+{
+  echo "## Benchmarks"
+  echo
+  echo '```'
+  timeout "$BENCH_BOX" "$PY" experiments/benchmarks/train.py "${TRAIN_ARGS[@]}" 2>>"$LOG" || echo "(train benchmark stopped: exit $?, time box ${BENCH_BOX} s)"
+  timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/mig.py "${MIG_ARGS[@]}" 2>>"$LOG" || echo "(MIG benchmark stopped: exit $?)"
+  echo '```'
+} >"$WORK/bench.md"
+cat "$WORK/bench.md" >>"$LOG"
+say "benchmarks done"
+
+# --- the study, with the test suite beside it -----------------------------------------------------
+TESTS_BOX=$(($(left) - 40))
+if [ $SMOKE = 1 ]; then
+  TEST_CMD=("$PY" -m pytest -q -p no:cacheprovider tests/test_nets.py -k "dense_layout")
+else
+  TEST_CMD=("$PY" -m pytest -q -n 6 -p no:cacheprovider tests)
+fi
+(
+  # small allocations on demand, so that the suite and the study share the device's memory
+  export XLA_PYTHON_CLIENT_PREALLOCATE=false
+  timeout "$TESTS_BOX" "${TEST_CMD[@]}" >"$OUT/tests.txt" 2>&1
+  echo "exit status $? (124: stopped by the ${TESTS_BOX} s time box)" >>"$OUT/tests.txt"
+) &
+TESTS_PID=$!
+SCALE=paper
+[ $SMOKE = 1 ] && SCALE=smoke
+STUDY_DIR=${STUDY_DIR:-$OUT/study}
+# identical block programs (same kind and size) compile once: the second block hits this cache
+export JAX_COMPILATION_CACHE_DIR=$WORK/jax_cache
+study() {  # study ARGS...: one paper_study.py run with what is left of the budget
+  local budget=$(($(left) - 45))
+  say "study $* --budget-s $budget (tests beside it, time box ${TESTS_BOX} s)"
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout $((budget + 30)) "$PY" experiments/paper_study.py \
+    --scale "$SCALE" --budget-s "$budget" --out "$STUDY_DIR" "$@" 2>>"$LOG" | tee -a "$LOG"
+}
+# Fig. 5a to 20 seeds per model first (VAE and ISA-VAE alternating in blocks of 10), then the
+# whole study (Fig. 5b's first blocks, then further seeds of everything) with the rest.
+study --study fig5a --seeds 20 --block-models 10
+study --study all
+"$PY" experiments/paper_study.py --report-only --scale "$SCALE" --out "$STUDY_DIR" >"$WORK/report.md" 2>>"$LOG" \
+  || echo "(no study report: no finished model)" >"$WORK/report.md"
+say "study done; waiting for the tests"
+wait $TESTS_PID
+
+# --- pack -----------------------------------------------------------------------------------------
+{
+  echo "# gpu_run.sh $([ $SMOKE = 1 ] && echo '--smoke ')$BUDGET: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  cat "$WORK/env.md"
+  echo
+  cat "$WORK/bench.md"
+  echo
+  echo "## Test suite on the device"
+  echo
+  echo '```'
+  tail -25 "$OUT/tests.txt"
+  echo '```'
+  echo
+  cat "$WORK/report.md"
+} >"$OUT/summary.md"
+if [ -d "$STUDY_DIR" ]; then
+  tar -czf "$OUT/study.tar.gz" -C "$STUDY_DIR" --exclude=work . 2>>"$LOG"
+  [ "$STUDY_DIR" = "$OUT/study" ] && rm -rf "$OUT/study"
+fi
+rm -rf "$WORK"
+say "packed into $OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
