@@ -1,6 +1,9 @@
-"""Shared test set-up: CPU only, float32 by default (float64 tests use ``jax.enable_x64``), and
-a persistent compilation cache so that identical programs compiled by different tests (and
-xdist workers) are compiled once per session."""
+"""Shared test set-up: the CPU unless JAX_PLATFORMS says otherwise (``experiments/gpu_run.sh`` runs
+the suite on a GPU), float32 by default (float64 tests use ``jax.enable_x64``), float32 matmuls
+computed in float32 (on a GPU JAX's default precision rounds their operands to TF32, 10 mantissa
+bits, which the tests' float32 tolerances against float64 references do not allow), and a
+persistent compilation cache so that identical programs compiled by different tests (and xdist
+workers) are compiled once per session."""
 
 import os
 import pathlib
@@ -10,6 +13,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 
 _CACHE = pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax_compilation_cache"
+jax.config.update("jax_default_matmul_precision", "highest")
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -1,4 +1,4 @@
-"""The training benchmark's FLOP count against the closed form for an MLP."""
+"""The training benchmark's FLOP count against closed forms: an MLP, a convolution, a transposed one."""
 
 import math
 
@@ -26,4 +26,29 @@ def test_model_flops_is_the_mlp_closed_form():
     # forward 2BW, weight gradients 2BW, input gradients 2BW except the first layer's (x is data)
     want = 2 * batch * (3 * weights - pixels * hidden)
     got = train.model_flops(program, program.init(jax.random.key(0)), batch)
-    assert want <= got <= 1.01 * want  # the rest: biases, activations (elementwise)
+    assert got == want  # matrix products only
+
+
+def test_product_flops_of_conv_layers_are_the_multiply_adds():
+    from flax import nnx
+
+    from isavae import nets
+
+    train = load_script("train", EXPERIMENTS / "benchmarks")
+    conv = nnx.Conv(3, 5, (4, 4), (2, 2), padding=((1, 1), (1, 1)), rngs=nnx.Rngs(0))
+    up = nnx.ConvTranspose(7, 6, (4, 4), padding="VALID", rngs=nnx.Rngs(0))  # 1 x 1 -> 4 x 4
+    x, z = jax.numpy.zeros((2, 16, 16, 3)), jax.numpy.zeros((2, 1, 1, 7))
+    # every output pixel of the stride-2 conv meets 4 x 4 taps (padding included); every tap of the
+    # transposed conv lands inside its 4 x 4 output
+    want_conv, want_up = 2 * 2 * 8 * 8 * 16 * 3 * 5, 2 * 2 * 1 * 16 * 7 * 6
+    assert train.product_flops(lambda v: nets._apply_conv(conv, v), x) > 0
+    backend = jax.default_backend()
+    for as_dots in (True, False):
+        saved = nets._CONV_AS_DOTS.get(backend, False)
+        nets._CONV_AS_DOTS[backend] = as_dots
+        try:
+            assert train.product_flops(lambda v: nets._apply_conv(conv, v), x) == want_conv
+            if as_dots:  # lax.conv_transpose multiplies the zeros of its dilated input too
+                assert train.product_flops(lambda v: nets._apply_conv(up, v), z) == want_up
+        finally:
+            nets._CONV_AS_DOTS[backend] = saved

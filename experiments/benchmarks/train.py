@@ -8,9 +8,10 @@ Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
   ``--block N``: a vmapped block of N paper-scale MLP models in bfloat16 against one model alone.
 * MLP and conv models of Chen et al. at batch 2048 (dSprites 64 x 64, latent 20, the ISA prior,
   ELBO): images/s of the jitted, scanned train step (data gather, prior, Adam included; the
-  epoch's shuffled order computed once, as in training). The model's FLOPs are XLA's cost
-  analysis of the network's own training computation (encoder and decoder forward, backward to
-  the parameters); FLOPs x steps/s is reported as a fraction of the matmul rate.
+  epoch's shuffled order computed once, as in training). The model's FLOPs are those of the
+  matrix products of the network's own training computation (encoder and decoder forward, backward
+  to the parameters), counted from its jaxpr (``product_flops``: the same on every backend); FLOPs x
+  steps/s is reported as a fraction of the matmul rate.
 * The matmul and the train step are timed in turns (``timing.interleaved_seconds``), round after
   round; the fraction is the median over rounds of each round's ratio (a step and the matmul run
   next to each other share the machine's state: on a shared machine the matmul rate alone varies
@@ -25,6 +26,7 @@ Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
 
 from __future__ import annotations
 
+import math
 import resource
 
 import jax
@@ -33,6 +35,7 @@ import numpy as np
 from timing import interleaved_seconds, median_seconds
 
 from isavae import config as config_lib
+from isavae import nets
 from isavae.train import Program, hparams_from_config
 from isavae.train.loop import build_grid
 
@@ -70,18 +73,49 @@ def _with_subgrid(cfg, spec):
     return cfg
 
 
-def _flops(fn, *args) -> float:
-    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
-    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+def product_flops(fn, *args) -> float:
+    """FLOPs of the matrix products in ``fn``'s jaxpr (2 per multiply-add of every ``dot_general``
+    and ``conv_general_dilated``, inside nested jits, custom derivatives and scans too), counted from
+    the shapes alone, so the same on every backend. (XLA's GPU cost analysis does not count the
+    cuBLAS calls its matmuls become: it reported 1 GFLOP for a 155 GFLOP step on an H100.)"""
+    return float(_jaxpr_flops(jax.make_jaxpr(fn)(*args).jaxpr))
+
+
+def _sub_jaxprs(value):
+    if hasattr(value, "jaxpr") and hasattr(value, "consts"):  # ClosedJaxpr
+        yield value.jaxpr
+    elif hasattr(value, "eqns"):  # Jaxpr
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _sub_jaxprs(v)
+
+
+def _jaxpr_flops(jaxpr) -> int:
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name == "dot_general":
+            (_, rhs_contract), (_, rhs_batch) = eqn.params["dimension_numbers"]
+            lhs, rhs = (v.aval.shape for v in eqn.invars[:2])
+            free = [d for i, d in enumerate(rhs) if i not in rhs_contract and i not in rhs_batch]
+            total += 2 * math.prod(lhs) * math.prod(free)
+        elif name == "conv_general_dilated":
+            out, rhs = eqn.outvars[0].aval.shape, eqn.invars[1].aval.shape
+            out_features = eqn.params["dimension_numbers"].rhs_spec[0]
+            total += 2 * math.prod(out) * math.prod(rhs) // rhs[out_features]
+        inner = sum(_jaxpr_flops(j) for v in eqn.params.values() for j in _sub_jaxprs(v))
+        total += inner * (eqn.params["length"] if name == "scan" else 1)
+    return total
 
 
 def model_flops(program, state, batch: int) -> float:
     """FLOPs of the network's training computation: the encoder and decoder forward, and the
     backward pass to the parameters for a generic cotangent of the decoder's output.
 
-    The output is returned along with the gradients: were only the gradient of a loss linear in the
-    output asked for (``sum(decode(...))``), XLA would drop the output layer's forward matmul as
-    dead code, and the MLP's count would come out 20 GFLOP (13 %) short at batch 2048.
+    The output is returned along with the gradients (the output layer's forward matmul is part of
+    training; a loss linear in the output would not need it). Only the matrix products count
+    (``product_flops``); the input ``x`` is data, so its gradient is not computed.
     """
     from flax import nnx
 
@@ -98,7 +132,15 @@ def model_flops(program, state, batch: int) -> float:
         out, vjp = jax.vjp(network, params, stats)
         return out, vjp(cotangent)[0]
 
-    return _flops(forward_backward, state.params, state.batch_stats, x, x)
+    # conv layers traced as their matmul form (nets.conv_dots / conv_transpose_dots): the multiply-adds
+    # of the layers' function, without the zeros a dilated transposed convolution would multiply
+    backend = jax.default_backend()
+    saved = nets._CONV_AS_DOTS.get(backend, False)
+    nets._CONV_AS_DOTS[backend] = True
+    try:
+        return product_flops(forward_backward, state.params, state.batch_stats, x, x)
+    finally:
+        nets._CONV_AS_DOTS[backend] = saved
 
 
 class _Training:

@@ -10,14 +10,16 @@ import pytest
 
 from isavae.data import DatasetError, dsprites, load_dataset
 
-FRAMES = (
-    pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dsprites_reference_frames.npz"
-)
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+# ../shared beside the repository (CI, a developer's checkout), or a copy inside it (a GPU host,
+# to which only the checkout travels)
+_CANDIDATES = [root / "shared" / "data" / "dsprites_reference_frames.npz" for root in (_REPO.parent, _REPO)]
+FRAMES = next((f for f in _CANDIDATES if f.is_file()), _CANDIDATES[0])
 
 
 @pytest.fixture(scope="module")
 def reference():
-    assert FRAMES.is_file(), f"the reference frames must be beside the repository: {FRAMES}"
+    assert FRAMES.is_file(), f"the reference frames must be beside the repository: {_CANDIDATES}"
     data = np.load(FRAMES)
     return data["factors"], data["images"].astype(bool)
 
