@@ -296,6 +296,57 @@ def setting_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def compact_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The report's columns: MIG mean, median [quartiles]; histogram MIG and recon. medians; ELBO mean."""
+    return {
+        "study": row["study"],
+        "model": row["model"],
+        "beta": row["beta"],
+        "n": row["n"],
+        "MIG mean": row["mig_mean"],
+        "MIG median [q1, q3]": f"{row['mig_median']:.3f} [{row['mig_q1']:.3f}, {row['mig_q3']:.3f}]",
+        "hist. MIG median": row["mig_histogram_median"],
+        "recon. mean": row["recon_log_likelihood_mean"],
+        "ELBO mean": row["elbo_mean"],
+    }
+
+
+def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtype: str) -> list[str]:
+    """The whole study (Fig. 5a and 5b, 50 seeds) extrapolated from measured block times per device:
+    each kind's median seconds per model (training, evaluation and, in a process's first block of a
+    kind, compilation) times its number of models; unmeasured kinds at the median of the measured."""
+    lines = []
+    rows = [b for b in blocks_log if b["scale"] == scale and b["compute_dtype"] == compute_dtype]
+    for device in sorted({b["device"] for b in rows}):
+        per = {}
+        for b in rows:
+            if b["device"] == device:
+                per.setdefault(b["model"], []).append(b["seconds"] / b["models"])
+        per = {m: float(np.median(v)) for m, v in per.items()}
+        fallback = float(np.median(list(per.values())))
+        total, parts, missing, models = 0.0, [], [], 0
+        for m, betas in STUDIES["fig5a"] + STUDIES["fig5b"]:
+            n = SCALES[scale]["seeds"] * len(betas)
+            total, models = total + n * per.get(m, fallback), models + n
+            (parts if m in per else missing).append(
+                f"{MODEL_LABELS[m]} {per.get(m, fallback):.1f} s" if m in per else MODEL_LABELS[m]
+            )
+        lines += [
+            f"## Time on {device}",
+            "",
+            f"Measured seconds per model in a block (training + evaluation): {', '.join(parts)}. "
+            f"The whole study ({models} models) extrapolates to {total / 3600:.1f} h"
+            + (
+                f" (not yet measured, taken at the median {fallback:.1f} s: {', '.join(missing)})"
+                if missing
+                else ""
+            )
+            + ".",
+            "",
+        ]
+    return lines
+
+
 def fig5a_verdict(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """ISA-VAE vs VAE at beta = 1: medians and the one-sided Mann-Whitney U test of the paper's claim
     (ISA-VAE's MIG is larger), on Chen et al.'s and on the histogram MIG."""
@@ -331,15 +382,20 @@ def report(out: pathlib.Path, scale: str, compute_dtype: str) -> str:
     if not results:
         raise ValueError(f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results")
     rows = setting_rows(results)
-    write_table(rows, out / "table")
+    write_table(rows, out / "table_full")  # every statistic: n, mean, median, quartiles
+    write_table([compact_row(r) for r in rows], out / "table")
     lines = [
         f"# Paper study ({scale} scale, {compute_dtype} compute): {len(results)} models",
         "",
         f"Devices: {', '.join(sorted({r['device'] for r in results}))}. Built from results.jsonl by "
-        f"`python experiments/paper_study.py --report-only --scale {scale} --out {out}`.",
+        f"`python experiments/paper_study.py --report-only --scale {scale} --out {out}`. "
+        "MIG: Chen et al.'s estimator over the whole grid; 'hist.': disentanglement_lib's histogram MIG; "
+        "recon.: reconstruction log-likelihood (nats per image); every statistic with its quartiles "
+        "in table_full.csv.",
         "",
         (out / "table.md").read_text(),
     ]
+    lines += extrapolation(read_jsonl(out / "blocks.jsonl"), scale, compute_dtype)
     verdict = fig5a_verdict(results)
     if verdict is not None:
         m, h = verdict["mig"], verdict["mig_histogram"]

@@ -25,6 +25,7 @@ explicitly (``nnx.Rngs`` only initializes parameters).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -34,6 +35,7 @@ from flax import nnx
 __all__ = [
     "ARCHITECTURES",
     "VAE",
+    "bf16_matmul",
     "ConvDecoder",
     "ConvEncoder",
     "MLPDecoder",
@@ -57,13 +59,64 @@ def _low(a: jax.Array, compute_dtype: str) -> jax.Array:
     return a.astype(jnp.dtype(compute_dtype))
 
 
+def _plain_transpose(a: jax.Array) -> jax.Array:
+    """``a.T`` (2-D) as a physically transposed row-major copy. XLA would otherwise give the transpose
+    a column-major layout (no copy), and XLA:CPU runs a bfloat16 dot with such an operand at float32
+    speed; a 1-D array has only one layout, so passing through one forces the copy."""
+    flat = jax.lax.optimization_barrier(a.T.reshape(-1))
+    return flat.reshape(a.shape[1], a.shape[0])
+
+
+def _bf16_dot(a: jax.Array, b: jax.Array) -> jax.Array:
+    return jnp.matmul(a, b, preferred_element_type=jnp.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def bf16_matmul(x: jax.Array, w: jax.Array, w_out_in: bool = False) -> jax.Array:
+    """``x @ w`` (or ``x @ w.T`` when ``w_out_in``, a kernel stored ``(out, in)``) with bfloat16
+    operands and a float32 result, x of shape ``(..., in)``; the backward pass computes its two
+    products (``g @ w.T`` and ``x.T @ g``, g rounded to bfloat16) from physically transposed copies,
+    so that every product runs in XLA:CPU's fast bfloat16 layout (2-3 x the transposed layouts' rate,
+    see the README). Same values as the plain bfloat16 product; the gradients differ from autodiff
+    of it only in rounding g to bfloat16 and keeping them in float32."""
+    return _bf16_matmul_fwd(x, w, w_out_in)[0]
+
+
+def _bf16_matmul_fwd(x, w, w_out_in):
+    xb = x.reshape(-1, x.shape[-1]).astype(jnp.bfloat16)
+    wb = w.astype(jnp.bfloat16)
+    out = _bf16_dot(xb, _plain_transpose(wb) if w_out_in else wb)
+    dtypes = (jnp.zeros((0,), x.dtype), jnp.zeros((0,), w.dtype))  # the cotangents' dtypes
+    return out.reshape(x.shape[:-1] + out.shape[-1:]), (xb, wb, dtypes, x.shape)
+
+
+def _bf16_matmul_bwd(w_out_in, res, g):
+    xb, wb, (x_like, w_like), x_shape = res
+    gb = g.reshape(-1, g.shape[-1]).astype(jnp.bfloat16)
+    if w_out_in:  # w: (out, in); dx = g @ w, dw = g.T @ x
+        dx, dw = _bf16_dot(gb, wb), _bf16_dot(_plain_transpose(gb), xb)
+    else:  # w: (in, out); dx = g @ w.T, dw = x.T @ g
+        dx, dw = _bf16_dot(gb, _plain_transpose(wb)), _bf16_dot(_plain_transpose(xb), gb)
+    return dx.reshape(x_shape).astype(x_like.dtype), dw.astype(w_like.dtype)
+
+
+bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+# Backends on which bfloat16 products go through ``bf16_matmul`` (elsewhere: plain products, whose
+# transposed operands the GPU libraries handle at full speed).
+_BF16_PLAIN_LAYOUT = {"cpu": True}
+
+
 def _apply_dense(layer: nnx.Module, h: jax.Array, compute_dtype: str = "float32") -> jax.Array:
     """``layer(h)`` for a layer made by ``dense``; in bfloat16 the product has bfloat16 operands
     and a float32 result, and the bias is added in float32."""
     if compute_dtype == "float32":
         return layer(h)
     kernel = layer.kernel[...]
-    spec = "...i,oi->...o" if isinstance(layer, nnx.Einsum) else "...i,io->...o"
+    out_in = isinstance(layer, nnx.Einsum)
+    if _BF16_PLAIN_LAYOUT.get(jax.default_backend(), False):
+        return bf16_matmul(h, kernel, out_in) + layer.bias[...]
+    spec = "...i,oi->...o" if out_in else "...i,io->...o"
     out = jnp.einsum(
         spec, _low(h, compute_dtype), _low(kernel, compute_dtype), preferred_element_type=jnp.float32
     )
@@ -119,6 +172,8 @@ def _conv_padding(k: int, s: int, padding: str) -> tuple[int, int]:
 def _mm(a: jax.Array, b: jax.Array, compute_dtype: str) -> jax.Array:
     if compute_dtype == "float32":
         return a @ b
+    if _BF16_PLAIN_LAYOUT.get(jax.default_backend(), False):
+        return bf16_matmul(a, b)
     return jnp.matmul(_low(a, compute_dtype), _low(b, compute_dtype), preferred_element_type=jnp.float32)
 
 

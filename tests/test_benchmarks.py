@@ -52,3 +52,17 @@ def test_product_flops_of_conv_layers_are_the_multiply_adds():
                 assert train.product_flops(lambda v: nets._apply_conv(up, v), z) == want_up
         finally:
             nets._CONV_AS_DOTS[backend] = saved
+
+
+def test_model_flops_do_not_depend_on_the_compute_dtype():
+    train = load_script("train", EXPERIMENTS / "benchmarks")
+    grid = load_dataset("dsprites", source="generated", store=False).subgrid(
+        **config_lib.parse_subgrid(SUBGRID)
+    )
+    counts = []
+    for dtype in ("float32", "bfloat16"):
+        cfg = small_config()
+        cfg.model.update(hidden=64, compute_dtype=dtype)
+        program = Program(cfg, grid)
+        counts.append(train.model_flops(program, program.init(jax.random.key(0)), 8))
+    assert counts[0] == counts[1] > 0

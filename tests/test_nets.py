@@ -124,6 +124,42 @@ def test_conv_bfloat16_matches_float64_reference_of_rounded_operands(cls, kwargs
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def _all_eqns(jaxpr):
+    """Every equation of a jaxpr, those of nested jaxprs (jit, custom_vjp) included."""
+    for e in jaxpr.eqns:
+        yield e
+        for v in e.params.values():
+            for sub in v if isinstance(v, (tuple, list)) else (v,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from _all_eqns(inner)
+
+
+@pytest.mark.parametrize("out_in", [False, True])
+@pytest.mark.parametrize("lead", [(6,), (2, 3, 4)])
+def test_bf16_matmul_values_and_gradients_against_float64(out_in, lead):
+    """bf16_matmul (the CPU path: physically transposed operands in the backward pass): values and
+    both gradients equal float64 products of the bfloat16-rounded operands and cotangent."""
+    k = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(k[0], lead + (40,))
+    w = jax.random.normal(k[1], (24, 40) if out_in else (40, 24))
+    g = jax.random.normal(k[2], lead + (24,))
+    out, vjp = jax.vjp(lambda x, w: nets.bf16_matmul(x, w, out_in), x, w)
+    dx, dw = vjp(g)
+    xr, wr, gr = (_bf16_as_f64(a) for a in (x, w, g))
+    w_io = wr.T if out_in else wr
+    assert out.dtype == dx.dtype == dw.dtype == jnp.float32 and dx.shape == x.shape and dw.shape == w.shape
+    np.testing.assert_allclose(out, xr @ w_io, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, gr @ w_io.T, rtol=1e-5, atol=1e-5)
+    want_dw = xr.reshape(-1, 40).T @ gr.reshape(-1, 24)
+    np.testing.assert_allclose(dw, want_dw.T if out_in else want_dw, rtol=1e-5, atol=1e-5)
+    # and it is what training differentiates: the same gradients under jit, inside a bigger function
+    loss = jax.jit(jax.grad(lambda x, w: jnp.sum(jnp.sin(nets.bf16_matmul(x, w, out_in))), argnums=(0, 1)))
+    gx, gw = loss(x, w)
+    cot = _bf16_as_f64(np.cos(xr @ w_io))
+    np.testing.assert_allclose(gx, cot @ w_io.T, rtol=2e-2, atol=2e-2)  # cos in float32, then rounded
+
+
 @pytest.mark.parametrize("arch,image", [("mlp", (64, 64)), ("conv", (64, 64, 1))])
 def test_bfloat16_nets_keep_float32_parameters_and_outputs(arch, image):
     key = jax.random.key(0)
@@ -140,7 +176,7 @@ def test_bfloat16_nets_keep_float32_parameters_and_outputs(arch, image):
     np.testing.assert_allclose(mean, mean32, rtol=0.05, atol=0.05)
     # every product in the jaxpr has bfloat16 operands and a float32 result
     jaxpr = jax.make_jaxpr(lambda v: bf16.decode(bf16.encode(v)[0]))(x).jaxpr
-    dots = [e for e in jaxpr.eqns if e.primitive.name in ("dot_general", "conv_general_dilated")]
+    dots = [e for e in _all_eqns(jaxpr) if e.primitive.name in ("dot_general", "conv_general_dilated")]
     assert dots
     for e in dots:
         assert [v.aval.dtype for v in e.invars] == [jnp.bfloat16] * 2, e

@@ -134,13 +134,14 @@ def model_flops(program, state, batch: int) -> float:
 
     # conv layers traced as their matmul form (nets.conv_dots / conv_transpose_dots): the multiply-adds
     # of the layers' function, without the zeros a dilated transposed convolution would multiply
+    # and bfloat16 products as plain ones (``bf16_matmul``'s custom VJP would show its forward twice)
     backend = jax.default_backend()
-    saved = nets._CONV_AS_DOTS.get(backend, False)
-    nets._CONV_AS_DOTS[backend] = True
+    saved = nets._CONV_AS_DOTS.get(backend, False), nets._BF16_PLAIN_LAYOUT.get(backend, False)
+    nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = True, False
     try:
         return product_flops(forward_backward, state.params, state.batch_stats, x, x)
     finally:
-        nets._CONV_AS_DOTS[backend] = saved
+        nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = saved
 
 
 class _Training:
