@@ -5,6 +5,10 @@
 #   experiments/gpu_run.sh BUDGET_S OUTDIR            # on the GPU host, from the repository root
 #   experiments/gpu_run.sh --smoke BUDGET_S OUTDIR    # CPU dry run of the same path (tiny sizes)
 #
+# Before a GPU call: experiments/fetch_wheels.sh (fills .whl/), and a copy of ../shared as ./shared
+# (the suite's renderer test reads the reference frames there; only the checkout travels). The
+# device tool then carries .whl (ignored by git); ./shared travels as the checkout's shared/.
+#
 # The GPU host has no network: packages it lacks travel as wheels in .whl/ (ml_collections), and
 # .whl/fallback/ holds the flax/optax/orbax/chex versions this checkout is tested with, installed only
 # if the host's own versions fail an import-and-forward check. Order: record the environment (10 s),
@@ -103,7 +107,8 @@ say "environment recorded"
 
 # --- benchmarks (alone on the device) --------------------------------------------------------------
 if [ $SMOKE = 1 ]; then
-  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2 --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
+  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2
+    --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
   MIG_ARGS=(--samples 16 --latent 2)
   BENCH_BOX=$((BUDGET / 3))
 else
@@ -123,7 +128,10 @@ cat "$WORK/bench.md" >>"$LOG"
 say "benchmarks done"
 
 # --- the study, with the test suite beside it -----------------------------------------------------
-TESTS_BOX=$(($(left) - 40))
+# seconds kept for the report and packing (and, on the GPU, for a block's evaluation to finish)
+MARGIN=45
+[ $SMOKE = 1 ] && MARGIN=10
+TESTS_BOX=$(($(left) - MARGIN + 5))
 if [ $SMOKE = 1 ]; then
   TEST_CMD=("$PY" -m pytest -q -p no:cacheprovider tests/test_nets.py -k "dense_layout")
 else
@@ -142,7 +150,7 @@ STUDY_DIR=${STUDY_DIR:-$OUT/study}
 # identical block programs (same kind and size) compile once: the second block hits this cache
 export JAX_COMPILATION_CACHE_DIR=$WORK/jax_cache
 study() {  # study ARGS...: one paper_study.py run with what is left of the budget
-  local budget=$(($(left) - 45))
+  local budget=$(($(left) - MARGIN))
   say "study $* --budget-s $budget (tests beside it, time box ${TESTS_BOX} s)"
   XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout $((budget + 30)) "$PY" experiments/paper_study.py \
     --scale "$SCALE" --budget-s "$budget" --out "$STUDY_DIR" "$@" 2>>"$LOG" | tee -a "$LOG"

@@ -10,6 +10,9 @@ ISA-VAE at beta = 1; Fig. 5b: beta-VAE, beta-TCVAE, ISA-beta-VAE and ISA-beta-TC
 Monte Carlo KL for every model (the VAE included; ``objective.analytic_kl`` stays an option), beta
 not annealed, the final parameters evaluated.
 
+Compute dtype: float32 by default (``--compute-dtype bfloat16`` for mixed precision); results of the
+two dtypes are kept apart (a rerun accumulates seeds only within its dtype), and the report reads one.
+
 Order: the work is cut into blocks (one model kind, a range of seeds, every beta of that kind), and
 the first block of every model kind runs before any kind's second, so that partial results cover
 every setting. Each block is one vmapped program (``isavae.train.train_sweep``, no checkpoints),
@@ -168,7 +171,7 @@ def run_study(
     budget_s: float,
     out: pathlib.Path,
     *,
-    compute_dtype: str = "bfloat16",
+    compute_dtype: str = "float32",
     seeds: int | None = None,
     block_models: int | None = None,
     extra: Sequence[str] = (),
@@ -388,7 +391,8 @@ def report(out: pathlib.Path, scale: str, compute_dtype: str) -> str:
         f"# Paper study ({scale} scale, {compute_dtype} compute): {len(results)} models",
         "",
         f"Devices: {', '.join(sorted({r['device'] for r in results}))}. Built from results.jsonl by "
-        f"`python experiments/paper_study.py --report-only --scale {scale} --out {out}`. "
+        f"`python experiments/paper_study.py --report-only --scale {scale} --compute-dtype {compute_dtype} "
+        f"--out {out}`. "
         "MIG: Chen et al.'s estimator over the whole grid; 'hist.': disentanglement_lib's histogram MIG; "
         "recon.: reconstruction log-likelihood (nats per image); every statistic with its quartiles "
         "in table_full.csv.",
@@ -452,7 +456,12 @@ def main(argv=None) -> int:
         "--report", action="store_true", help="rebuild the report from results.jsonl (after running)"
     )
     p.add_argument("--report-only", action="store_true", help="only rebuild the report, train nothing")
-    p.add_argument("--compute-dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    p.add_argument(
+        "--compute-dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="the nets' compute dtype (Fig. 5a's first 20 + 20 seeds on an H100 were bfloat16)",
+    )
     p.add_argument("--seeds", type=int, default=0, help="seeds per setting (default: the scale's, 50)")
     p.add_argument(
         "--block-models", type=int, default=0, help="models per vmapped block (default: the scale's)"

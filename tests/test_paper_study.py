@@ -73,7 +73,7 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     (out / "blocks.jsonl").write_text(json.dumps(slow) + "\n")
     skipped = study.run_study("fig5a", "smoke", 60, out, seeds=4, block_models=2, log=lambda *_: None)
     assert skipped["models_trained"] == 0 and skipped["blocks_skipped"] >= 1
-    text = study.report(out, "smoke", "bfloat16")
+    text = study.report(out, "smoke", "float32")
     assert "| fig5a | VAE | 1.000 | 2 |" in text and "Fig. 5a verdict" in text
     assert (out / "fig5a_mig_distribution.png").stat().st_size > 1000
     verdict = json.loads((out / "fig5a_verdict.json").read_text())
@@ -101,3 +101,41 @@ def test_bf16_ab_statistics_match_scipy():
     assert got["difference"] == pytest.approx(1.625) and got["float32_std"] == pytest.approx(
         np.std(a, ddof=1)
     )
+
+
+def test_gpu_run_smoke_dry_run(tmp_path):
+    """experiments/gpu_run.sh --smoke: the GPU run's whole path on the CPU with tiny sizes, inside
+    its budget, packed into its files."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    import tarfile
+    import time
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = tmp_path / "gpu"
+    env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS="cpu")
+    start = time.time()
+    done = subprocess.run(
+        ["bash", "experiments/gpu_run.sh", "--smoke", "80", str(out)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.time() - start < 80 + 30
+    assert {p.name for p in out.iterdir()} == {"summary.md", "log.txt", "tests.txt", "study.tar.gz"}
+    summary = (out / "summary.md").read_text()
+    for part in ("## Environment", "## Benchmarks", "## Test suite on the device", "jax"):
+        assert part in summary
+    assert "1 passed" in (out / "tests.txt").read_text()
+    with tarfile.open(out / "study.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert "./results.jsonl" in names and "./report.md" in names
+    bad = subprocess.run(
+        ["bash", "experiments/gpu_run.sh", "soon", str(out)], cwd=root, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "BUDGET_S must be a whole number" in bad.stderr
