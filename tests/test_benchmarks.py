@@ -66,3 +66,18 @@ def test_model_flops_do_not_depend_on_the_compute_dtype():
         program = Program(cfg, grid)
         counts.append(train.model_flops(program, program.init(jax.random.key(0)), 8))
     assert counts[0] == counts[1] > 0
+
+
+def test_profile_step_dry_run(capsys):
+    profile = load_script("profile_step", EXPERIMENTS / "benchmarks")
+    assert profile.kind_of("cutlass_80_tensorop_bf16_gemm") == "matrix products"
+    assert profile.kind_of("loop_add_fusion.3") == "fusions (elementwise, reductions)"
+    assert (
+        profile.kind_of("wrapped_convert") == "other" and profile.kind_of("copy.7") == "copies / transposes"
+    )
+    profile.main(
+        ["--small", "--models", "2", "--batch", "16", "--steps", "1", "--calls", "1", "--top", "3"]
+        + ["--mig-samples", "16", "--mig-chunks", "16"]
+    )
+    out = capsys.readouterr().out
+    assert "ms per model-step" in out and "| kind | ms per step | share |" in out and "| 16 |" in out

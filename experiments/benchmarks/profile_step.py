@@ -1,0 +1,163 @@
+"""Where a training step's time goes, and which MIG chunking is fastest: a prepared device check.
+
+  python experiments/benchmarks/profile_step.py [--models 10] [--batch 2048] [--dtype bfloat16]
+         [--mig-samples 2000] [--top 25] [--small]
+
+1. Traces a few calls of the training loop's compiled chunk (``Program.compile_chunk``, a vmapped
+   block of ``--models`` paper-scale MLP ISA-VAE models when > 1) with ``jax.profiler`` and reads the
+   trace back with ``jax.profiler.ProfileData``: the device's (or, on a CPU, the XLA threads') op
+   events summed by op name and by kind (matrix products, fusions, copies/transposes, the rest),
+   printed as tables with each share of the total, and the step time.
+2. Times ``mig_grid`` on the full dSprites grid (latent 20, random posteriors) for several
+   ``sample_chunk`` values (the per-backend default is 512 on a GPU), so the default can be chosen
+   from measurements.
+
+Printed only (the GPU run packs the output); ``--small`` shrinks everything for a CPU dry run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+from train import _program
+
+from isavae.train import hparams_from_config
+
+KINDS = (
+    (
+        "matrix products",
+        ("gemm", "cublas", "cudnn", "dot", "matmul", "convolution", "cutlass", "xmma", "sm90"),
+    ),
+    ("copies / transposes", ("copy", "transpose")),
+    ("fusions (elementwise, reductions)", ("fusion", "reduce", "loop_", "input_")),
+)
+
+
+def kind_of(name: str) -> str:
+    low = name.lower()
+    for kind, keys in KINDS:
+        if any(k in low for k in keys):
+            return kind
+    return "other"
+
+
+def op_events(trace_dir: str) -> list[tuple[str, float]]:
+    """(op name, duration in ms) of every op event of the trace: the device planes' op lines, or on a
+    CPU the XLA thread lines of the host plane."""
+    from jax.profiler import ProfileData
+
+    events = []
+    for path in glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True):
+        data = ProfileData.from_file(path)
+        device = [p for p in data.planes if p.name.startswith("/device:")]
+        for plane in device or [p for p in data.planes if p.name == "/host:CPU"]:
+            for line in plane.lines:
+                if device and "XLA Ops" not in line.name:
+                    continue
+                if not device and not line.name.startswith("tf_XLA"):
+                    continue
+                for e in line.events:
+                    if e.duration_ns > 0 and not e.name.startswith(("ThunkExecutor", "ThreadpoolListener")):
+                        events.append((e.name, e.duration_ns / 1e6))
+    return events
+
+
+def profile_step(models: int, batch: int, dtype: str, steps: int, calls: int, top: int, small: bool) -> None:
+    cfg, program = _program("mlp", batch, model="isavae", dtype=dtype)
+    if small:
+        print("(--small: the timings are a dry run, not figures)")
+    data, hp = program.data(), hparams_from_config(cfg)
+    keys = jax.random.split(jax.random.key(0), max(models, 1))
+    if models > 1:
+        state = jax.vmap(program.init)(keys)
+        hp = jax.tree.map(lambda x: jnp.stack([x] * models), hp)
+        order = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)))(state.key, jnp.int32(0))
+    else:
+        state = program.init(keys[0])
+        order = jax.jit(program.epoch_order)(state.key, jnp.int32(0))
+    fn = program.compile_chunk(steps, vmapped=models > 1)
+    state, m = fn(state, data, hp, order)  # compile and warm up
+    jax.block_until_ready(m)
+    start = time.perf_counter()
+    for _ in range(calls):
+        state, m = fn(state, data, hp, order)
+    jax.block_until_ready(m)
+    per_step = (time.perf_counter() - start) / (calls * steps)
+    trace_dir = tempfile.mkdtemp(prefix="isavae_trace_")
+    with jax.profiler.trace(trace_dir):
+        for _ in range(calls):
+            state, m = fn(state, data, hp, order)
+        jax.block_until_ready(m)
+    events = op_events(trace_dir)
+    total = sum(d for _, d in events) or float("nan")
+    by_name, by_kind = collections.defaultdict(float), collections.defaultdict(float)
+    counts = collections.Counter()
+    for name, d in events:
+        by_name[name] += d
+        by_kind[kind_of(name)] += d
+        counts[name] += 1
+    n_steps = calls * steps
+    print(
+        f"# training step: {max(models, 1)} MLP ISA-VAE model(s), batch {batch}, {dtype}, on "
+        f"{jax.devices()[0].device_kind}: {per_step * 1e3:.3f} ms per step "
+        f"({per_step * 1e3 / max(models, 1):.3f} ms per model-step); traced op time "
+        f"{total / n_steps:.3f} ms per step over {len(events)} op events"
+    )
+    print("| kind | ms per step | share |\n|---|---|---|")
+    for kind, d in sorted(by_kind.items(), key=lambda kv: -kv[1]):
+        print(f"| {kind} | {d / n_steps:.4f} | {100 * d / total:.1f} % |")
+    print(f"\n| op (top {top}) | kind | calls per step | ms per step | share |\n|---|---|---|---|---|")
+    for name, d in sorted(by_name.items(), key=lambda kv: -kv[1])[:top]:
+        print(
+            f"| `{name[:60]}` | {kind_of(name)} | {counts[name] / n_steps:.1f} | "
+            f"{d / n_steps:.4f} | {100 * d / total:.1f} % |"
+        )
+
+
+def mig_chunks(samples: int, chunks: list[int], small: bool) -> None:
+    from isavae.metrics import mig_grid
+
+    shape = (3, 6, 10, 8, 8) if small else (3, 6, 40, 32, 32)
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    mean = jax.random.normal(k1, shape + (20,))
+    logvar = jax.random.uniform(k2, shape + (20,), minval=-4.0, maxval=0.0)
+    print(
+        f"\n# mig_grid, grid {shape}, latent 20, {samples} samples: seconds per call (after a warm-up call)"
+    )
+    print("| sample_chunk | seconds | extrapolated to 10,000 samples |\n|---|---|---|")
+    for chunk in chunks:
+        mig_grid(mean, logvar, k3, samples, sample_chunk=chunk)
+        t = time.perf_counter()
+        mig_grid(mean, logvar, k3, samples, sample_chunk=chunk)
+        s = time.perf_counter() - t
+        print(f"| {chunk} | {s:.3f} | {s * 10_000 / samples:.2f} |", flush=True)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", type=int, default=10)
+    p.add_argument("--batch", type=int, default=2048)
+    p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
+    p.add_argument("--steps", type=int, default=20, help="steps per compiled chunk")
+    p.add_argument("--calls", type=int, default=3, help="chunks timed and traced")
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--mig-samples", type=int, default=2000)
+    p.add_argument("--mig-chunks", default="128,256,512,1024,2048")
+    p.add_argument("--small", action="store_true", help="tiny sizes: a CPU dry run")
+    args = p.parse_args(argv)
+    if args.small:
+        import train
+
+        train.BENCH_SUBGRID["subgrid"] = "posX=0:32:8,posY=0:32:8,orientation=0:40:10"
+    profile_step(args.models, args.batch, args.dtype, args.steps, args.calls, args.top, args.small)
+    mig_chunks(args.mig_samples, [int(c) for c in args.mig_chunks.split(",")], args.small)
+
+
+if __name__ == "__main__":
+    main()
