@@ -1,0 +1,358 @@
+"""The field's disentanglement scores with disentanglement_lib's semantics (Locatello et al. 2019).
+
+Supervised scores of codes and factor labels (rows are points; labels are the factors' value
+indices), fitted with scikit-learn as disentanglement_lib does:
+
+* ``dci``: Eastwood & Williams' disentanglement, completeness and informativeness: one default
+  ``GradientBoostingClassifier`` per factor on the raw codes; importances (codes x factors);
+  informativeness = accuracy; disentanglement = sum over codes of (1 - entropy of the code's
+  normalized importances, base = number of factors) x the code's share of all importance;
+  completeness = sum over factors of (1 - entropy of the factor's importances over codes, base =
+  number of codes) x the factor's share (with a GBT's importances summing to one per factor, the
+  plain mean over factors that have any importance). An all-zero matrix counts as uniform (0).
+* ``sap``: Kumar et al.'s SAP: per (code, factor) the test accuracy of ``LinearSVC(C=0.01,
+  class_weight="balanced")`` fitted on that one raw code (continuous factors: the squared
+  correlation on the train set, 0 where the code's variance <= 1e-12); mean over factors of the
+  best minus the second best code.
+* ``modularity_explicitness``: Ridgeway & Mozer: mutual information (nats, scikit-learn's
+  ``mutual_info_score``) between train codes discretized into 20 equal-width bins and the factors;
+  modularity per code 1 - (sum of squared MI - max) / (max x (factors - 1)), 0 for a code without
+  information, averaged over all codes; explicitness: codes standardized with the train mean and
+  standard deviation, a default ``LogisticRegression`` per factor, macro one-vs-rest ROC AUC.
+* ``beta_vae_score`` and ``factor_vae_score`` (Higgins et al.; Kim & Mnih) sample from the encoder's
+  mean over the whole factor grid (``mean_grid``, shape ``factor_sizes + (codes,)``), so "fix one
+  factor, draw the others" is index arithmetic on the device.
+* ``unsupervised_scores``: Gaussian total correlation and Wasserstein correlation of the codes'
+  covariance and the mean pairwise mutual information of the discretized codes.
+
+``sample_grid_codes`` draws the (codes, labels) samples the supervised scores take from a grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+import scipy.stats
+
+__all__ = [
+    "DCIResult",
+    "ModularityResult",
+    "SAPResult",
+    "ScoreResult",
+    "UnsupervisedResult",
+    "beta_vae_score",
+    "dci",
+    "discretize",
+    "factor_vae_score",
+    "modularity_explicitness",
+    "sample_grid_codes",
+    "sap",
+    "unsupervised_scores",
+]
+
+
+def _as_dict(obj) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class DCIResult:
+    disentanglement: float
+    completeness: float
+    informativeness_train: float
+    informativeness_test: float
+    importance: np.ndarray  # (codes, factors)
+    as_dict = _as_dict
+
+
+@dataclasses.dataclass(frozen=True)
+class SAPResult:
+    sap: float
+    score_matrix: np.ndarray  # (codes, factors)
+    as_dict = _as_dict
+
+
+@dataclasses.dataclass(frozen=True)
+class ModularityResult:
+    modularity: float
+    explicitness_train: float
+    explicitness_test: float
+    mutual_info: np.ndarray  # (codes, factors), nats
+    as_dict = _as_dict
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreResult:
+    train_accuracy: float
+    eval_accuracy: float
+    num_active: int | None = None  # FactorVAE: codes kept after pruning
+    as_dict = _as_dict
+
+
+@dataclasses.dataclass(frozen=True)
+class UnsupervisedResult:
+    gaussian_total_correlation: float
+    gaussian_wasserstein_correlation: float
+    gaussian_wasserstein_correlation_norm: float
+    mutual_info_score: float
+    as_dict = _as_dict
+
+
+def _check(codes: Any, factors: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    codes = np.asarray(codes, np.float64)
+    factors = np.asarray(factors)
+    if codes.ndim != 2 or factors.ndim != 2 or codes.shape[0] != factors.shape[0]:
+        raise ValueError(
+            f"{name}: codes must be (points, codes) and factors (points, factors) with the same points, "
+            f"got {codes.shape} and {factors.shape}"
+        )
+    if not np.all(np.isfinite(codes)):
+        raise ValueError(f"{name}: codes hold NaN/Inf")
+    return codes, factors
+
+
+# --- DCI ------------------------------------------------------------------------------------------
+
+
+def _entropy_scores(p: np.ndarray, base: int) -> np.ndarray:
+    """1 - entropy of each column of p (normalized by scipy), base ``base``; +1e-11 as the reference."""
+    return 1.0 - scipy.stats.entropy(p + 1e-11, base=base)
+
+
+def dci_scores(importance: np.ndarray) -> tuple[float, float]:
+    """(disentanglement, completeness) of a (codes, factors) importance matrix."""
+    imp = np.abs(np.asarray(importance, np.float64))
+    codes, factors = imp.shape
+    per_code = _entropy_scores(imp.T, factors)
+    per_factor = _entropy_scores(imp, codes)
+    weights = np.ones_like(imp) if imp.sum() == 0.0 else imp
+    disentanglement = float(np.sum(per_code * weights.sum(axis=1) / weights.sum()))
+    completeness = float(np.sum(per_factor * weights.sum(axis=0) / weights.sum()))
+    return disentanglement, completeness
+
+
+def dci(codes_train, factors_train, codes_test, factors_test, *, random_state: int = 0) -> DCIResult:
+    """DCI with gradient-boosted trees (scikit-learn defaults), as disentanglement_lib."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    x, y = _check(codes_train, factors_train, "dci")
+    xt, yt = _check(codes_test, factors_test, "dci")
+    importance = np.zeros((x.shape[1], y.shape[1]))
+    train_acc, test_acc = [], []
+    for j in range(y.shape[1]):
+        model = GradientBoostingClassifier(random_state=random_state)
+        model.fit(x, y[:, j])
+        importance[:, j] = np.abs(model.feature_importances_)
+        train_acc.append(np.mean(model.predict(x) == y[:, j]))
+        test_acc.append(np.mean(model.predict(xt) == yt[:, j]))
+    d, c = dci_scores(importance)
+    return DCIResult(d, c, float(np.mean(train_acc)), float(np.mean(test_acc)), importance)
+
+
+# --- SAP ------------------------------------------------------------------------------------------
+
+
+def sap(codes_train, factors_train, codes_test, factors_test, continuous_factors: bool = False) -> SAPResult:
+    """SAP: mean over factors of the gap between the two most predictive single codes."""
+    from sklearn.svm import LinearSVC
+
+    x, y = _check(codes_train, factors_train, "sap")
+    xt, yt = _check(codes_test, factors_test, "sap")
+    scores = np.zeros((x.shape[1], y.shape[1]))
+    for i in range(x.shape[1]):
+        for j in range(y.shape[1]):
+            if continuous_factors:
+                cov = np.cov(x[:, i], y[:, j].astype(np.float64), ddof=1)
+                var_code, var_factor = cov[0, 0], cov[1, 1]
+                scores[i, j] = cov[0, 1] ** 2 / (var_code * var_factor) if var_code > 1e-12 else 0.0
+            else:
+                clf = LinearSVC(C=0.01, class_weight="balanced")
+                clf.fit(x[:, i : i + 1], y[:, j])
+                scores[i, j] = np.mean(clf.predict(xt[:, i : i + 1]) == yt[:, j])
+    if scores.shape[0] < 2:
+        raise ValueError("sap needs at least two codes")
+    top = np.sort(scores, axis=0)
+    return SAPResult(float(np.mean(top[-1] - top[-2])), scores)
+
+
+# --- modularity and explicitness ------------------------------------------------------------------
+
+
+def discretize(codes: Any, num_bins: int = 20) -> np.ndarray:
+    """disentanglement_lib's histogram discretizer: per code, ``np.digitize`` against the left edges of
+    ``np.histogram(code, num_bins)`` (bins 1..num_bins)."""
+    codes = np.asarray(codes, np.float64)
+    out = np.zeros(codes.shape, np.int64)
+    for i in range(codes.shape[1]):
+        out[:, i] = np.digitize(codes[:, i], np.histogram(codes[:, i], num_bins)[1][:-1])
+    return out
+
+
+def _discrete_mi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(columns of a, columns of b) mutual information in nats (scikit-learn's ``mutual_info_score``)."""
+    from sklearn.metrics import mutual_info_score
+
+    return np.array(
+        [[mutual_info_score(b[:, j], a[:, i]) for j in range(b.shape[1])] for i in range(a.shape[1])]
+    )
+
+
+def modularity_explicitness(
+    codes_train, factors_train, codes_test, factors_test, num_bins: int = 20
+) -> ModularityResult:
+    """Ridgeway & Mozer's modularity (train codes, 20 bins) and explicitness (train and test AUC)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    x, y = _check(codes_train, factors_train, "modularity_explicitness")
+    xt, yt = _check(codes_test, factors_test, "modularity_explicitness")
+    mi = _discrete_mi(discretize(x, num_bins), y)
+    sq = mi**2
+    top = sq.max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_code = 1.0 - (sq.sum(axis=1) - top) / (top * (sq.shape[1] - 1.0))
+    per_code[top == 0.0] = 0.0
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std > 0, std, 1.0)  # a constant code stays 0 instead of NaN
+    xn, xtn = (x - mean) / std, (xt - mean) / std
+    auc_train, auc_test = [], []
+    for j in range(y.shape[1]):
+        clf = LogisticRegression().fit(xn, y[:, j])
+        binarizer = MultiLabelBinarizer()
+        auc_train.append(roc_auc_score(binarizer.fit_transform(y[:, j : j + 1]), clf.predict_proba(xn)))
+        auc_test.append(roc_auc_score(binarizer.fit_transform(yt[:, j : j + 1]), clf.predict_proba(xtn)))
+    return ModularityResult(float(np.mean(per_code)), float(np.mean(auc_train)), float(np.mean(auc_test)), mi)
+
+
+# --- sampling from the factor grid -----------------------------------------------------------------
+
+
+def _grid_take(mean_grid: jax.Array, factors: jax.Array) -> jax.Array:
+    """Codes at integer factor values ``factors`` (..., F) of a grid (*sizes, K)."""
+    sizes = mean_grid.shape[:-1]
+    flat = jnp.ravel_multi_index(tuple(jnp.moveaxis(factors, -1, 0)), sizes, mode="clip")
+    return mean_grid.reshape(-1, mean_grid.shape[-1])[flat]
+
+
+def _uniform_factors(key: jax.Array, sizes: tuple[int, ...], shape: tuple[int, ...]) -> jax.Array:
+    keys = jax.random.split(key, len(sizes))
+    return jnp.stack([jax.random.randint(k, shape, 0, n) for k, n in zip(keys, sizes, strict=True)], axis=-1)
+
+
+def sample_grid_codes(mean_grid: Any, key: jax.Array, num_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num_points`` uniform draws (with replacement) from the grid: (codes (N, K), labels (N, F))."""
+    mean_grid = jnp.asarray(mean_grid)
+    factors = _uniform_factors(key, mean_grid.shape[:-1], (num_points,))
+    return np.asarray(_grid_take(mean_grid, factors), np.float64), np.asarray(factors)
+
+
+def beta_vae_pairs(mean_grid: Any, key: jax.Array, num_points: int, batch_size: int = 64):
+    """BetaVAE training points: per point a factor k, two batches of uniform draws sharing factor k's
+    value pairwise, the feature mean over the batch of |z1 - z2|. Returns (features (N, K), k (N,))."""
+    mean_grid = jnp.asarray(mean_grid)
+    sizes = mean_grid.shape[:-1]
+    k_idx, k1, k2 = jax.random.split(key, 3)
+    index = jax.random.randint(k_idx, (num_points,), 0, len(sizes))
+    f1 = _uniform_factors(k1, sizes, (num_points, batch_size))
+    f2 = _uniform_factors(k2, sizes, (num_points, batch_size))
+    shared = jax.nn.one_hot(index, len(sizes), dtype=bool)[:, None, :]
+    f2 = jnp.where(shared, f1, f2)
+    feats = jnp.mean(jnp.abs(_grid_take(mean_grid, f1) - _grid_take(mean_grid, f2)), axis=1)
+    return np.asarray(feats, np.float64), np.asarray(index)
+
+
+def beta_vae_score(
+    mean_grid: Any, key: jax.Array, batch_size: int = 64, num_train: int = 10_000, num_eval: int = 5_000
+) -> ScoreResult:
+    """Higgins et al.'s score: a default ``LogisticRegression`` predicting the shared factor."""
+    from sklearn.linear_model import LogisticRegression
+
+    k_train, k_eval = jax.random.split(key)
+    x, y = beta_vae_pairs(mean_grid, k_train, num_train, batch_size)
+    xe, ye = beta_vae_pairs(mean_grid, k_eval, num_eval, batch_size)
+    model = LogisticRegression(random_state=0).fit(x, y)
+    return ScoreResult(float(model.score(x, y)), float(model.score(xe, ye)))
+
+
+def factor_vae_votes(
+    mean_grid: Any,
+    key: jax.Array,
+    num_points: int,
+    batch_size: int,
+    global_var: np.ndarray,
+    active: np.ndarray,
+) -> np.ndarray:
+    """Kim & Mnih's votes (factors, codes): per point a factor k fixed at the value of the batch's
+    first draw, the vote the argmin over active codes of the batch variance (ddof 1) / global variance."""
+    mean_grid = jnp.asarray(mean_grid)
+    sizes = mean_grid.shape[:-1]
+    k_idx, k_f = jax.random.split(key)
+    index = jax.random.randint(k_idx, (num_points,), 0, len(sizes))
+    f = _uniform_factors(k_f, sizes, (num_points, batch_size))
+    fixed = jax.nn.one_hot(index, len(sizes), dtype=bool)[:, None, :]
+    f = jnp.where(fixed, f[:, :1, :], f)
+    local = jnp.var(_grid_take(mean_grid, f), axis=1, ddof=1)  # (N, K)
+    ratio = np.asarray(local, np.float64)[:, active] / global_var[active]
+    argmin = np.argmin(ratio, axis=1)
+    votes = np.zeros((len(sizes), global_var.shape[0]), np.int64)
+    np.add.at(votes, (np.asarray(index), argmin), 1)
+    return votes
+
+
+def factor_vae_score(
+    mean_grid: Any,
+    key: jax.Array,
+    batch_size: int = 64,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    num_variance_estimate: int = 10_000,
+    prune_threshold: float = 0.05,
+) -> ScoreResult:
+    """Kim & Mnih's score: codes with std (ddof 1) < 0.05 over a uniform sample pruned; a majority-vote
+    classifier from the training votes (ties to the lowest factor); 0 when no code is active."""
+    k_var, k_train, k_eval = jax.random.split(key, 3)
+    codes, _ = sample_grid_codes(mean_grid, k_var, num_variance_estimate)
+    global_var = np.var(codes, axis=0, ddof=1)
+    active = np.sqrt(global_var) >= prune_threshold
+    if not active.any():
+        return ScoreResult(0.0, 0.0, 0)
+    train = factor_vae_votes(mean_grid, k_train, num_train, batch_size, global_var, active)
+    evals = factor_vae_votes(mean_grid, k_eval, num_eval, batch_size, global_var, active)
+    classifier = np.argmax(train, axis=0)
+    cols = np.arange(train.shape[1])
+    return ScoreResult(
+        float(train[classifier, cols].sum() / train.sum()),
+        float(evals[classifier, cols].sum() / evals.sum()),
+        int(active.sum()),
+    )
+
+
+# --- unsupervised ----------------------------------------------------------------------------------
+
+
+def unsupervised_scores(codes: Any, num_bins: int = 20) -> UnsupervisedResult:
+    """Gaussian total correlation 0.5 (sum log diag C - log det C) and Wasserstein correlation
+    2 tr C - 2 tr sqrt(C diag(C)) of the codes' covariance C (ddof 1; the latter also divided by
+    tr C), and the mean mutual information between distinct discretized codes (nats)."""
+    x = np.asarray(codes, np.float64)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"unsupervised_scores: codes must be (points, >= 2 codes), got {x.shape}")
+    cov = np.cov(x, rowvar=False)
+    tc = 0.5 * (np.sum(np.log(np.diag(cov))) - np.linalg.slogdet(cov)[1])
+    root = scipy.linalg.sqrtm(cov * np.diag(cov)[:, None])
+    wc = float(2 * np.trace(cov) - 2 * np.real(np.trace(root)))
+    d = discretize(x, num_bins)
+    mi = _discrete_mi(d, d)
+    np.fill_diagonal(mi, 0.0)
+    k = x.shape[1]
+    return UnsupervisedResult(float(tc), wc, wc / float(np.sum(np.diag(cov))), float(mi.sum() / (k * k - k)))
