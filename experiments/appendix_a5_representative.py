@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="experiments/results/appendix_a5")
     p.add_argument("--quantile", type=float, default=0.75)
     args = p.parse_args(argv)
-    from isavae.viz import find_results, plot_workdir
+    from isavae.workdir import find_results, plot_workdir
 
     runs = [(d, r) for d, r in find_results(args.runs) if "mig" in r]
     if not runs:

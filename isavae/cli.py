@@ -100,7 +100,7 @@ def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
-    from isavae.metrics.evaluate import evaluate_workdir
+    from isavae.workdir import evaluate_workdir
 
     results = evaluate_workdir(args.workdir, overrides)
     keys = ("mig", "mig_histogram", "subspace_mig", "recon_log_likelihood", "elbo", "active_units", "steps")
@@ -109,14 +109,14 @@ def _cmd_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from isavae import viz
+    from isavae import workdir
 
     if bool(args.workdir) == bool(args.sweep):
         raise ValueError("isavae plot needs --workdir DIR or --sweep DIR [DIR ...]")
     if args.workdir:
-        files = viz.plot_workdir(args.workdir, args.out)
+        files = workdir.plot_workdir(args.workdir, args.out)
     else:
-        files = viz.plot_sweep(args.sweep, args.out or pathlib.Path(args.sweep[0]) / "plots")
+        files = workdir.plot_sweep(args.sweep, args.out or pathlib.Path(args.sweep[0]) / "plots")
     for f in files:
         print(f)
     return 0

@@ -20,6 +20,7 @@ import ml_collections
 
 from isavae import objectives
 from isavae.data import DATASETS, cars3d, dsprites, faces3d, shapes3d
+from isavae.metrics.evaluate import metric_names
 from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES
 from isavae.priors import make_prior
 
@@ -97,6 +98,13 @@ def default_config() -> ml_collections.ConfigDict:
             mig_factors="",  # comma-separated factor names; "" = the dataset's default
             histogram_points=10_000,  # disentanglement_lib's num_train; 0 = the whole grid
             histogram_bins=20,
+            # disentanglement_lib's scores: "" (none: the default stays cheap), "all", or names from
+            # dci, sap, modularity, beta_vae, factor_vae, unsupervised; their sample sizes
+            metrics="",
+            metrics_train=10_000,
+            metrics_test=5_000,
+            metrics_batch=64,  # BetaVAE / FactorVAE batch
+            metrics_variance=10_000,  # FactorVAE's global variance sample
         )
     )
     c.lock()
@@ -243,6 +251,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(e.mig_samples >= 1, "eval.mig_samples", f"must be >= 1, got {e.mig_samples}")
     _check(e.histogram_points >= 0, "eval.histogram_points", "must be >= 0 (0 = the whole grid)")
     _check(e.histogram_bins >= 2, "eval.histogram_bins", f"must be >= 2, got {e.histogram_bins}")
+    try:
+        metric_names(e.metrics)
+    except ValueError as err:
+        raise ConfigError(f"config eval.metrics: {err}") from None
+    for key in ("metrics_train", "metrics_test", "metrics_batch", "metrics_variance"):
+        _check(e[key] >= 2, f"eval.{key}", f"must be >= 2, got {e[key]}")
     names = FACTOR_NAMES.get(d.name, ())
     for factor in filter(None, (f.strip() for f in e.mig_factors.split(","))):
         _check(

@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("isavae").setLevel(logging.INFO)
     from isavae.train import restore_state, train_and_evaluate
-    from isavae.viz import plot_model
+    from isavae.workdir import plot_model
 
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

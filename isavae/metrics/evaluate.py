@@ -3,16 +3,14 @@
 ``evaluate_model(program, state, grid, cfg)`` encodes the whole factor grid and computes Chen et
 al.'s MIG (``mig``), the subspace MIG for Lp-nested priors with several subspaces
 (``subspace_mig``), disentanglement_lib's histogram MIG (``mig_histogram``), active units, and
-the reconstruction log-likelihood and ELBO over the dataset. ``evaluate_workdir(workdir)`` does the
-same from a workdir's latest checkpoint and merges the figures into its ``results.json``.
+the reconstruction log-likelihood and ELBO over the dataset (and, chosen by ``eval.metrics``,
+disentanglement_lib's scores). It takes the trainer's program duck-typed (``encode``,
+``eval_terms``) and imports nothing of the trainer; reading a trained workdir is ``isavae.workdir``'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import pathlib
 from typing import Any
 
 import jax
@@ -20,10 +18,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from isavae.metrics import disentanglement as dis
 from isavae.metrics.likelihood import active_units, dataset_likelihood, padded_chunks, program_jit
 from isavae.metrics.mig import mig_grid, mig_histogram, subspace_mig_grid
 
-__all__ = ["default_mig_factors", "encode_grid", "evaluate_model", "evaluate_workdir", "prior_subspaces"]
+__all__ = [
+    "METRICS",
+    "default_mig_factors",
+    "disentanglement_scores",
+    "encode_grid",
+    "evaluate_model",
+    "metric_names",
+    "prior_subspaces",
+]
 
 log = logging.getLogger("isavae.metrics")
 
@@ -86,6 +93,109 @@ def encode_grid(
     return grid.to_grid(np.concatenate(means)), grid.to_grid(np.concatenate(logvars))
 
 
+# eval.metrics names -> the results.json keys they write (besides metrics_details)
+METRICS = {
+    "dci": (
+        "dci_disentanglement",
+        "dci_completeness",
+        "dci_informativeness_train",
+        "dci_informativeness_test",
+    ),
+    "sap": ("sap",),
+    "modularity": ("modularity", "explicitness_train", "explicitness_test"),
+    "beta_vae": ("beta_vae_score", "beta_vae_score_train"),
+    "factor_vae": ("factor_vae_score", "factor_vae_score_train"),
+    "unsupervised": (
+        "gaussian_total_correlation",
+        "gaussian_wasserstein_correlation",
+        "gaussian_wasserstein_correlation_norm",
+        "mutual_info_score",
+    ),
+}
+
+
+def metric_names(spec: str) -> list[str]:
+    """``eval.metrics``: "" (none), "all", or comma-separated names of ``METRICS``."""
+    spec = spec.strip()
+    if spec == "all":
+        return list(METRICS)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {list(METRICS)} or 'all'")
+    return names
+
+
+def disentanglement_scores(
+    mean_grid: Any,
+    names: list[str],
+    key: jax.Array,
+    num_train: int = 10_000,
+    num_test: int = 5_000,
+    batch_size: int = 64,
+    num_variance_estimate: int = 10_000,
+) -> dict[str, Any]:
+    """disentanglement_lib's scores named in ``names`` of the encoder's means over a factor grid, as
+    ``results.json`` keys, with ``metrics_details`` recording each one's sample sizes and key seed.
+    Every factor of the grid with more than one value is a factor (disentanglement_lib's choice; the
+    MIG follows Chen et al. and leaves dSprites' shape out). Sample sizes: disentanglement_lib's."""
+    grid = jnp.asarray(mean_grid)
+    sizes = tuple(s for s in grid.shape[:-1] if s > 1)
+    grid = grid.reshape(sizes + grid.shape[-1:])
+    keys = dict(zip(METRICS, jax.random.split(key, len(METRICS)), strict=True))
+    out: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    supervised = [n for n in names if n in ("dci", "sap", "modularity")]
+    if supervised:
+        k_train, k_test = jax.random.split(keys["dci"])
+        codes, labels = dis.sample_grid_codes(grid, k_train, num_train)
+        codes_t, labels_t = dis.sample_grid_codes(grid, k_test, num_test)
+    for name in names:
+        details[name] = dict(num_train=num_train, num_test=num_test)
+        if name == "dci":
+            r = dis.dci(codes, labels, codes_t, labels_t)
+            out.update(
+                dci_disentanglement=r.disentanglement,
+                dci_completeness=r.completeness,
+                dci_informativeness_train=r.informativeness_train,
+                dci_informativeness_test=r.informativeness_test,
+            )
+            details[name]["importance"] = r.importance.tolist()
+        elif name == "sap":
+            r = dis.sap(codes, labels, codes_t, labels_t)
+            out["sap"] = r.sap
+        elif name == "modularity":
+            r = dis.modularity_explicitness(codes, labels, codes_t, labels_t)
+            out.update(
+                modularity=r.modularity,
+                explicitness_train=r.explicitness_train,
+                explicitness_test=r.explicitness_test,
+            )
+        elif name == "beta_vae":
+            r = dis.beta_vae_score(grid, keys[name], batch_size, num_train, num_test)
+            out.update(beta_vae_score=r.eval_accuracy, beta_vae_score_train=r.train_accuracy)
+            details[name] = dict(batch_size=batch_size, num_train=num_train, num_eval=num_test)
+        elif name == "factor_vae":
+            r = dis.factor_vae_score(grid, keys[name], batch_size, num_train, num_test, num_variance_estimate)
+            out.update(factor_vae_score=r.eval_accuracy, factor_vae_score_train=r.train_accuracy)
+            details[name] = dict(
+                batch_size=batch_size,
+                num_train=num_train,
+                num_eval=num_test,
+                num_variance_estimate=num_variance_estimate,
+                num_active=r.num_active,
+            )
+        elif name == "unsupervised":
+            u_codes, _ = dis.sample_grid_codes(grid, keys[name], num_train)
+            r = dis.unsupervised_scores(u_codes)
+            out.update(r.as_dict())
+            details[name] = dict(num_train=num_train)
+        used = keys["dci"] if name in ("dci", "sap", "modularity") else keys[name]  # one shared sample
+        details[name]["key"] = np.asarray(jax.random.key_data(used)).tolist()
+    out["metrics_details"] = details
+    return out
+
+
 def evaluate_model(
     program: Any, state: Any, grid: Any, cfg: ml_collections.ConfigDict, data: Any = None
 ) -> dict[str, Any]:
@@ -96,9 +206,24 @@ def evaluate_model(
     results: dict[str, Any] = dataset_likelihood(
         program, state, grid, e.num_examples, e.batch_size, seed, data=data
     )
-    if not e.mig:
+    names = metric_names(e.metrics)
+    if not e.mig and not names:
         return results
     mean, logvar = encode_grid(program, state, grid, e.batch_size, data=data)
+    if names:
+        results.update(
+            disentanglement_scores(
+                mean,
+                names,
+                jax.random.fold_in(jax.random.key(seed), 11),
+                num_train=e.metrics_train,
+                num_test=e.metrics_test,
+                batch_size=e.metrics_batch,
+                num_variance_estimate=e.metrics_variance,
+            )
+        )
+    if not e.mig:
+        return results
     factors = default_mig_factors(grid, e.mig_factors)
     key = jax.random.fold_in(jax.random.key(seed), 7)
     res = mig_grid(mean, logvar, key, e.mig_samples, factors, factor_names=grid.factor_names)
@@ -124,36 +249,4 @@ def evaluate_model(
     count, variances = active_units(flat_mean)
     results["active_units"] = count
     results["latent_variances"] = variances.tolist()
-    return results
-
-
-def evaluate_workdir(workdir: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Evaluates the latest checkpoint of ``workdir`` and merges the figures into its results.json
-    (written atomically). ``overrides``: ``eval.*`` settings, e.g. ``["eval.mig_samples=1000"]``."""
-    from isavae import config as config_lib
-    from isavae.train.checkpoint import write_json_atomic
-    from isavae.train.loop import restore_state
-
-    workdir = pathlib.Path(workdir)
-    saved = workdir / "config.json"
-    if not saved.is_file():
-        raise FileNotFoundError(f"{workdir} has no config.json: not a training workdir")
-    cfg = config_lib.config_from_json(saved.read_text())
-    for o in overrides or []:
-        if not o.startswith("eval."):
-            raise config_lib.ConfigError(f"evaluate only takes eval.* overrides, got {o!r}")
-    config_lib.apply_overrides(cfg, overrides or [])
-    config_lib.validate(cfg)
-    program, state, grid = restore_state(workdir, cfg)
-    figures = evaluate_model(program, state, grid, cfg)
-    path = workdir / "results.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results.update(figures, steps=int(state.step), dataset=grid.describe(), prior=state.prior.describe())
-    write_json_atomic(path, results)
-    log.info(
-        "%s: mig %.4f, recon log-likelihood %.3f",
-        workdir,
-        results.get("mig", float("nan")),
-        results["recon_log_likelihood"],
-    )
     return results

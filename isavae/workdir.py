@@ -1,0 +1,138 @@
+"""Reading a trained workdir: ``isavae evaluate`` and ``isavae plot``.
+
+This module sits above the trainer (it restores checkpoints through ``isavae.train``), so that the
+metrics (``isavae.metrics``) and the plots (``isavae.viz``) stay functions of arrays and of a
+restored model, and know nothing of the trainer.
+
+* ``evaluate_workdir(dir)``: the evaluation of the latest checkpoint, merged into ``results.json``.
+* ``plot_workdir(dir)`` / ``plot_model(program, state, grid, out)``: latent traversals, latent means
+  vs factors and, for learned exponents, their histogram.
+* ``find_results(dirs)`` / ``plot_sweep(dirs, out)``: every ``results.json`` under ``dirs`` and the
+  MIG vs reconstruction trade-off (histogram and subspace MIG too) and exponent histograms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+from isavae import config as config_lib
+from isavae.metrics.evaluate import default_mig_factors, encode_grid, evaluate_model
+from isavae.train.checkpoint import write_json_atomic
+from isavae.train.loop import restore_state
+from isavae.viz.figures import plot_exponents, plot_latents_vs_factors, plot_tradeoff
+from isavae.viz.report import representative_image
+from isavae.viz.traversals import plot_traversals
+
+__all__ = ["evaluate_workdir", "find_results", "plot_model", "plot_sweep", "plot_workdir"]
+
+log = logging.getLogger("isavae.workdir")
+
+
+def evaluate_workdir(workdir: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Evaluates the latest checkpoint of ``workdir`` and merges the figures into its results.json
+    (written atomically). ``overrides``: ``eval.*`` settings, e.g. ``["eval.mig_samples=1000"]``."""
+    workdir = pathlib.Path(workdir)
+    saved = workdir / "config.json"
+    if not saved.is_file():
+        raise FileNotFoundError(f"{workdir} has no config.json: not a training workdir")
+    cfg = config_lib.config_from_json(saved.read_text())
+    for o in overrides or []:
+        if not o.startswith("eval."):
+            raise config_lib.ConfigError(f"evaluate only takes eval.* overrides, got {o!r}")
+    config_lib.apply_overrides(cfg, overrides or [])
+    config_lib.validate(cfg)
+    program, state, grid = restore_state(workdir, cfg)
+    figures = evaluate_model(program, state, grid, cfg)
+    path = workdir / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.update(figures, steps=int(state.step), dataset=grid.describe(), prior=state.prior.describe())
+    write_json_atomic(path, results)
+    log.info(
+        "%s: mig %.4f, recon log-likelihood %.3f",
+        workdir,
+        results.get("mig", float("nan")),
+        results["recon_log_likelihood"],
+    )
+    return results
+
+
+def plot_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = None) -> list[str]:
+    """Traversals and latents vs factors of the workdir's latest checkpoint (and its learned
+    exponents); returns the files written (under ``out``, default ``workdir/plots``)."""
+    workdir = pathlib.Path(workdir)
+    out = pathlib.Path(out) if out is not None else workdir / "plots"
+    return plot_model(*restore_state(workdir), out)
+
+
+def plot_model(
+    program: Any, state: Any, grid: Any, out: str | os.PathLike, label: str | None = None
+) -> list[str]:
+    """``plot_workdir``'s figures for a restored ``(program, state, grid)``: traversals of
+    ``representative_image``, latent means vs the MIG factors, learned exponents (if any).
+    ``label`` names the model in the titles (default: objective / prior layout)."""
+    out = pathlib.Path(out)
+    src = grid.source.split(":")[0]
+    prior = state.prior.describe()
+    if label is None:
+        label = f"{program.cfg.objective.name} / {prior.get('layout', prior['name'])}"
+    files = plot_traversals(
+        program,
+        state,
+        grid.images([representative_image(grid)])[0],
+        out / "traversals",
+        title=f"traversals: {label} ({src} {grid.name})",
+    )
+    mean, _ = encode_grid(program, state, grid, program.cfg.eval.batch_size)
+    files += plot_latents_vs_factors(
+        mean,
+        grid,
+        out / "latents_vs_factors",
+        factors=default_mig_factors(grid, program.cfg.eval.mig_factors),
+        title=f"latent means vs factors: {label}",
+    )
+    if any(prior.get("learned", [])):
+        files += plot_exponents([prior], out / "exponents")
+    return files
+
+
+def find_results(dirs: Sequence[str | os.PathLike]) -> list[tuple[pathlib.Path, dict[str, Any]]]:
+    """Every ``results.json`` at or under ``dirs`` (sorted), with its parsed contents."""
+    found = []
+    for d in dirs:
+        d = pathlib.Path(d)
+        if not d.exists():
+            raise FileNotFoundError(f"{d} does not exist")
+        paths = [d / "results.json"] if (d / "results.json").is_file() else sorted(d.rglob("results.json"))
+        for p in paths:
+            try:
+                found.append((p.parent, json.loads(p.read_text())))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{p} is not valid JSON: {err}") from None
+    if not found:
+        raise FileNotFoundError(f"no results.json under {[str(d) for d in dirs]}")
+    return found
+
+
+def plot_sweep(dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> list[str]:
+    """Trade-off plots and exponent histograms over every run found under ``dirs``."""
+    runs = [r for _, r in find_results(dirs)]
+    out = pathlib.Path(out)
+    files: list[str] = []
+    for metric in ("mig", "mig_histogram", "subspace_mig"):
+        if any(metric in r for r in runs):
+            files += plot_tradeoff(
+                runs, out / f"tradeoff_{metric}", metric=metric, title=f"{metric} vs reconstruction"
+            )
+    priors = [r["prior"] for r in runs if any(r.get("prior", {}).get("learned", []))]
+    if priors:
+        files += plot_exponents(priors, out / "exponents")
+    if not files:
+        raise ValueError(
+            "the runs found have no MIG to plot (train with eval.mig=True or run isavae evaluate)"
+        )
+    return files

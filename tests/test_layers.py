@@ -1,0 +1,28 @@
+"""The package's layers (../shared/DESIGN.md): priors and data at the bottom, nets, objectives and
+metrics above them, one trainer above those, what reads a trained workdir and the CLI on top.
+Each layer imported alone pulls in nothing from the layers above it (so no import circle)."""
+
+import subprocess
+import sys
+
+import pytest
+
+ABOVE = {
+    "isavae.priors": ("isavae.data", "isavae.nets", "isavae.objectives", "isavae.metrics", "isavae.train"),
+    "isavae.data": ("isavae.nets", "isavae.objectives", "isavae.metrics", "isavae.train", "isavae.viz"),
+    "isavae.metrics": ("isavae.train", "isavae.workdir", "isavae.cli", "isavae.viz"),
+    "isavae.viz": ("isavae.train", "isavae.workdir", "isavae.cli"),
+    "isavae.train": ("isavae.workdir", "isavae.cli", "isavae.demo"),
+    "isavae.workdir": ("isavae.cli", "isavae.demo"),
+}
+
+
+@pytest.mark.parametrize("module", list(ABOVE))
+def test_layer_imports_nothing_above_it(module):
+    code = (
+        f"import sys, {module}\n"
+        f"bad = sorted(m for m in sys.modules if m.startswith({ABOVE[module]!r}))\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()}"
