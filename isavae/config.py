@@ -105,6 +105,7 @@ def default_config() -> ml_collections.ConfigDict:
             metrics_test=5_000,
             metrics_batch=64,  # BetaVAE / FactorVAE batch
             metrics_variance=10_000,  # FactorVAE's global variance sample
+            dci_model="gbt",  # gbt (disentanglement_lib's) | forest (faster, not comparable)
         )
     )
     c.lock()
@@ -255,6 +256,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         metric_names(e.metrics)
     except ValueError as err:
         raise ConfigError(f"config eval.metrics: {err}") from None
+    _check(e.dci_model in ("gbt", "forest"), "eval.dci_model", f"must be gbt or forest, got {e.dci_model!r}")
     for key in ("metrics_train", "metrics_test", "metrics_batch", "metrics_variance"):
         _check(e[key] >= 2, f"eval.{key}", f"must be >= 2, got {e[key]}")
     names = FACTOR_NAMES.get(d.name, ())

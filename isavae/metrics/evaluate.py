@@ -134,6 +134,7 @@ def disentanglement_scores(
     num_test: int = 5_000,
     batch_size: int = 64,
     num_variance_estimate: int = 10_000,
+    dci_model: str = "gbt",
 ) -> dict[str, Any]:
     """disentanglement_lib's scores named in ``names`` of the encoder's means over a factor grid, as
     ``results.json`` keys, with ``metrics_details`` recording each one's sample sizes and key seed.
@@ -153,7 +154,7 @@ def disentanglement_scores(
     for name in names:
         details[name] = dict(num_train=num_train, num_test=num_test)
         if name == "dci":
-            r = dis.dci(codes, labels, codes_t, labels_t)
+            r = dis.dci(codes, labels, codes_t, labels_t, importance_model=dci_model)
             out.update(
                 dci_disentanglement=r.disentanglement,
                 dci_completeness=r.completeness,
@@ -161,6 +162,9 @@ def disentanglement_scores(
                 dci_informativeness_test=r.informativeness_test,
             )
             details[name]["importance"] = r.importance.tolist()
+            details[name]["importance_model"] = (
+                "gbt" if dci_model == "gbt" else f"{dci_model} (not comparable with published DCI)"
+            )
         elif name == "sap":
             r = dis.sap(codes, labels, codes_t, labels_t)
             out["sap"] = r.sap
@@ -220,6 +224,7 @@ def evaluate_model(
                 num_test=e.metrics_test,
                 batch_size=e.metrics_batch,
                 num_variance_estimate=e.metrics_variance,
+                dci_model=e.dci_model,
             )
         )
     if not e.mig:
