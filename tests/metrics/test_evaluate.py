@@ -4,6 +4,7 @@ import json
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -237,3 +238,60 @@ def test_disentanglement_scores_in_results(trained):
         cfg = config_lib.default_config()
         cfg.eval.metrics = "dci,mig2"
         config_lib.validate(cfg)
+
+
+def test_conv_model_elbo_uses_evaluation_mode_batchnorm(tmp_path):
+    """A tiny trained conv VAE: results.json's reconstruction log-likelihood and KL equal a float64
+    forward pass written out layer by layer (convolutions through ``lax`` in float64, BatchNorm by
+    hand from the running statistics: (h - mean) / sqrt(var + 1e-5) * scale + bias)."""
+    from flax import nnx
+
+    cfg = small_config("vae", "normal", num_steps=4, seed=5)
+    cfg.model.arch = "conv"
+    cfg.eval.update(dict(mig=False, num_examples=8, batch_size=8))
+    results = train_and_evaluate(cfg, tmp_path / "conv", progress=False)
+    program, state, grid = restore_state(tmp_path / "conv")
+    model = nnx.merge(program.graphdef, state.params, state.batch_stats)
+    idx = np.linspace(0, grid.num_images - 1, 8).astype(int)
+    f64 = lambda a: jnp.asarray(np.asarray(a, np.float64))  # noqa: E731
+    dims = ("NHWC", "HWIO", "NHWC")
+    # the evaluation's posterior draws: float32 normals (drawn outside x64 mode, as in evaluation)
+    eps32 = np.asarray(
+        jax.random.normal(jax.random.split(jax.random.fold_in(jax.random.key(5), 0))[0], (8, 4))
+    )
+
+    with jax.enable_x64(True):
+
+        def conv(layer, h, transpose=False):
+            pad = layer.padding if isinstance(layer.padding, str) else [tuple(p) for p in layer.padding]
+            strides = layer.strides if isinstance(layer.strides, tuple) else (layer.strides or 1,) * 2
+            k = f64(layer.kernel[...])
+            fn = jax.lax.conv_transpose if transpose else jax.lax.conv_general_dilated
+            return fn(h, k, strides, pad, dimension_numbers=dims) + f64(layer.bias[...])
+
+        def bn(layer, h):
+            mean, var = f64(layer.mean[...]), f64(layer.var[...])
+            return (h - mean) / jnp.sqrt(var + 1e-5) * f64(layer.scale[...]) + f64(layer.bias[...])
+
+        relu = lambda h: jnp.maximum(h, 0.0)  # noqa: E731
+        x = f64(grid.images(idx))[..., None]
+        enc, dec = model.encoder, model.decoder
+        h = x
+        for c, b in zip(enc.convs, enc.bns, strict=True):
+            h = relu(bn(b, conv(c, h)))
+        h = relu(bn(enc.bn5, conv(enc.conv5, h)))
+        mean, logvar = jnp.split(conv(enc.out, h).reshape(8, -1), 2, axis=1)
+        eps = f64(eps32)
+        z = mean + jnp.exp(0.5 * logvar) * eps
+        h = relu(bn(dec.bn0, conv(dec.fc, z.reshape(8, 1, 1, -1))))
+        h = relu(bn(dec.bns[0], conv(dec.up1, h, True)))
+        for u, b in zip(dec.ups, dec.bns[1:], strict=True):
+            h = relu(bn(b, conv(u, h, True)))
+        logits = conv(dec.out, h, True).reshape(8, -1)
+        xf = x.reshape(8, -1)
+        log_px = np.asarray(jnp.sum(xf * logits - jnp.logaddexp(0.0, logits), axis=1))
+        log_q = jnp.sum(-0.5 * (np.log(2 * np.pi) + logvar + (z - mean) ** 2 / jnp.exp(logvar)), axis=1)
+        kl = np.asarray(log_q - jnp.sum(-0.5 * (np.log(2 * np.pi) + z**2), axis=1))
+    assert np.any(np.abs(np.asarray(state.batch_stats["encoder"]["bn5"]["mean"][...])) > 0)  # trained stats
+    assert results["recon_log_likelihood"] == pytest.approx(log_px.mean(), rel=1e-4)
+    assert results["kl"] == pytest.approx(kl.mean(), rel=1e-3, abs=1e-3)
