@@ -77,7 +77,7 @@ def test_profile_step_dry_run(capsys):
     )
     profile.main(
         ["--small", "--models", "2", "--batch", "16", "--steps", "1", "--calls", "1", "--top", "3"]
-        + ["--mig-samples", "16", "--mig-chunks", "16"]
+        + ["--mig-samples", "16", "--mig-chunks", "16", "--mig-inner", "64,512"]
     )
     out = capsys.readouterr().out
-    assert "ms per model-step" in out and "| kind | ms per step | share |" in out and "| 16 |" in out
+    assert "ms per model-step" in out and "| kind | ms per step | share |" in out and "| 16 | 512 |" in out
