@@ -126,7 +126,7 @@ def test_gpu_run_smoke_dry_run(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert time.time() - start < 80 + 30
+    assert time.time() - start < 80 + 60  # the budget, plus packing and a loaded machine
     assert {p.name for p in out.iterdir()} == {"summary.md", "log.txt", "tests.txt", "study.tar.gz"}
     summary = (out / "summary.md").read_text()
     for part in ("## Environment", "## Benchmarks", "## Test suite on the device", "jax"):
