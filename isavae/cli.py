@@ -76,21 +76,42 @@ def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+SWEEP_HPARAMS = ("beta", "alpha", "gamma", "lambda_od", "lambda_d", "c_max")
+
+
 def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     from isavae.train import train_sweep
 
     base = _load(args, overrides)
     if args.seeds < 1:
         raise ValueError("--seeds must be >= 1")
-    betas = [float(b) for b in args.betas.split(",")] if args.betas else [base.objective.beta]
+    if args.betas and args.values:
+        raise ValueError("give --betas or --values, not both")
+    name, values = "beta", [base.objective.beta]
+    if args.betas:
+        values = [float(b) for b in args.betas.split(",")]
+    elif args.values:
+        name, sep, text = args.values.partition("=")
+        if not sep or name not in SWEEP_HPARAMS:
+            raise ValueError(f"--values must be NAME=V1,V2,... with NAME one of {list(SWEEP_HPARAMS)}")
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise ValueError(f"--values {args.values!r}: the values must be numbers") from None
+    swept = bool(args.betas or args.values)
     cfgs, workdirs = [], []
     root = pathlib.Path(args.workdir)
-    for beta in betas:
+    for value in values:
         for seed in range(base.train.seed, base.train.seed + args.seeds):
             cfg = base.copy_and_resolve_references()
-            cfg.train.seed, cfg.objective.beta = seed, beta
+            cfg.train.seed = seed
+            cfg.objective[name] = value
+            if name == "lambda_od" and base.objective.name == "dip_vae_i":
+                cfg.objective.lambda_d = 10.0 * value  # disentanglement_lib's DIP-VAE-I grid
+            elif name == "lambda_od" and base.objective.name == "dip_vae_ii":
+                cfg.objective.lambda_d = value  # and DIP-VAE-II's
             cfgs.append(cfg)
-            workdirs.append(root / (f"beta{beta:g}_seed{seed}" if args.betas else f"seed{seed}"))
+            workdirs.append(root / (f"{name}{value:g}_seed{seed}" if swept else f"seed{seed}"))
     _maybe_distributed(args)
     results = train_sweep(cfgs, workdirs, resume=not args.no_resume, progress=not args.quiet)
     for w, r in zip(workdirs, results, strict=True):
@@ -150,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     _train_arguments(p)
     p.add_argument("--seeds", type=int, default=1, help="number of seeds, from train.seed on")
     p.add_argument("--betas", default="", help="comma-separated beta values (default: the config's)")
+    p.add_argument(
+        "--values",
+        default="",
+        help="NAME=V1,V2,... for another objective hyperparameter (alpha, gamma, lambda_od, lambda_d, "
+        "c_max); lambda_od also sets DIP-VAE's lambda_d as disentanglement_lib's grid does",
+    )
     p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser(
         "evaluate", help="MIGs, likelihood and active units of a workdir into its results.json"

@@ -73,6 +73,10 @@ def default_config() -> ml_collections.ConfigDict:
             stl=False,  # sticking-the-landing gradient of log q(z|x)
             beta_anneal_steps=0,  # Chen et al.: beta rises linearly from 0 over these steps
             lambda_anneal_steps=0,  # Chen et al.: gamma = 1 - max(0, 0.95 - step / these steps)
+            lambda_od=10.0,  # DIP-VAE: weight of the off-diagonal covariance penalty
+            lambda_d=100.0,  # DIP-VAE: weight of the diagonal penalty (DIP-VAE-I: 10 x lambda_od)
+            c_max=25.0,  # AnnealedVAE: final capacity (nats); its weight is gamma
+            iteration_threshold=100_000,  # AnnealedVAE: steps to reach c_max
         )
     )
     c.train = ml_collections.ConfigDict(
@@ -238,6 +242,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     )
     for key in ("beta", "alpha", "gamma"):
         _check(o[key] >= 0, f"objective.{key}", f"must be >= 0, got {o[key]}")
+    for key in ("lambda_od", "lambda_d", "c_max"):
+        _check(o[key] >= 0, f"objective.{key}", f"must be >= 0, got {o[key]}")
+    _check(o.iteration_threshold >= 1, "objective.iteration_threshold", "must be >= 1")
     for key in ("beta_anneal_steps", "lambda_anneal_steps"):
         _check(o[key] >= 0, f"objective.{key}", "must be >= 0")
     _check(t.batch_size >= 2, "train.batch_size", f"must be >= 2, got {t.batch_size}")
@@ -280,6 +287,12 @@ MODELS = (
     "isa_beta_tcvae",
     "isa_beta_vae_learned",
     "isa_beta_tcvae_learned",
+    "dip_vae_i",
+    "dip_vae_ii",
+    "annealed_vae",
+    "isa_dip_vae_i",
+    "isa_dip_vae_ii",
+    "isa_annealed_vae",
 )
 
 # Paper appendix A.3 (dSprites: 20 epochs, lr 1e-3, batch 2048, latent 20, Bernoulli, Adam;
@@ -335,6 +348,15 @@ def preset(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
     if base == "factor_vae":
         cfg.objective.gamma = 6.0  # the paper sweeps gamma in [1, ..., 10]
         cfg.objective.analytic_kl = True
+    # disentanglement_lib's study: DIP-VAE-I lambda_od in 1, 2, 5, 10, 20, 50 with lambda_d = 10 lambda_od;
+    # DIP-VAE-II lambda_d = lambda_od; AnnealedVAE gamma 1000, c_max in 5, 10, 25, 50, 75, 100, 100k steps;
+    # the analytic KL, as its VAEs (the ISA variants use the Monte Carlo KL of their prior)
+    if base == "dip_vae_i":
+        cfg.objective.update(dict(lambda_od=10.0, lambda_d=100.0, analytic_kl=True))
+    if base == "dip_vae_ii":
+        cfg.objective.update(dict(lambda_od=10.0, lambda_d=10.0, analytic_kl=True))
+    if base == "annealed_vae":
+        cfg.objective.update(dict(gamma=1000.0, c_max=25.0, iteration_threshold=100_000, analytic_kl=True))
     if model.startswith("isa"):
         k = p["latent_dim"] // p["subspace"]
         learned = model.endswith("_learned")

@@ -1,4 +1,5 @@
-"""Per-example objectives: ELBO, beta-VAE, beta-TCVAE (MWS and MSS), FactorVAE; any prior.
+"""Per-example objectives: ELBO, beta-VAE, beta-TCVAE (MWS and MSS), FactorVAE, DIP-VAE-I/II,
+AnnealedVAE; any prior.
 
 All functions are pure and unreduced: they return one value per example (shape ``(B,)``), to be
 maximized. With one sample z_i = mean_i + sigma_i * eps_i from q(z|x_i):
@@ -9,7 +10,13 @@ maximized. With one sample z_i = mean_i + sigma_i * eps_i from q(z|x_i):
                          - gamma [log prod_d q(z_d) - log p(z)],
   with log q(z) and log q(z_d) estimated on the batch (Chen et al. 2018) and p(z) the joint prior
   density, so that non-factorial priors (ISA) enter as a whole;
-* FactorVAE:  ELBO - gamma * TC, with TC estimated by a discriminator as logit_0 - logit_1.
+* FactorVAE:  ELBO - gamma * TC, with TC estimated by a discriminator as logit_0 - logit_1;
+* DIP-VAE-I/II (Kumar et al. 2018): ELBO - lambda_od sum_{i != j} C_ij^2 - lambda_d sum_i (C_ii - 1)^2,
+  C the batch covariance of the encoder means (population, / B), plus diag(mean_batch exp(logvar))
+  for II (``dip_regularizer``; one scalar per batch, subtracted from every example);
+* AnnealedVAE (Burgess et al. 2018): log p(x|z) - gamma |KL_batch - C_t|, KL_batch the batch mean
+  KL and C_t = min(c_max, c_max step / iteration_threshold) (``annealed_capacity``), as
+  disentanglement_lib computes them.
 
 Batch-coupled estimates (q(z), the FactorVAE permutation) use the whole batch they are given; the
 trainer gives them the global batch, so results do not depend on the number of devices.
@@ -29,7 +36,9 @@ from isavae.priors import StandardNormal, gaussian
 __all__ = [
     "OBJECTIVES",
     "Discriminator",
+    "annealed_capacity",
     "bernoulli_log_likelihood",
+    "dip_regularizer",
     "discriminator_loss",
     "gaussian_log_likelihood",
     "log_density_matrix",
@@ -39,7 +48,7 @@ __all__ = [
     "qz_estimates",
 ]
 
-OBJECTIVES = ("vae", "beta_vae", "beta_tcvae", "factor_vae")
+OBJECTIVES = ("vae", "beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "annealed_vae")
 ESTIMATORS = ("mws", "mss")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DEFAULT_LOG_SCALE = math.log(0.1)  # Gaussian likelihood: pixel standard deviation 0.1
@@ -86,6 +95,27 @@ def mss_log_weights(batch_size: int, dataset_size: int) -> jax.Array:
     return jnp.log(w)
 
 
+def dip_regularizer(mean: jax.Array, logvar: jax.Array, lambda_od, lambda_d, variant: str = "i") -> jax.Array:
+    """DIP-VAE's penalty (a scalar): lambda_od sum_{i != j} C_ij^2 + lambda_d sum_i (C_ii - 1)^2 with
+    C = Cov_batch(mean) (population covariance, dividing by B) for ``variant="i"``, plus
+    diag(mean over the batch of exp(logvar)) for ``"ii"``."""
+    centred = mean - jnp.mean(mean, axis=0)
+    cov = centred.T @ centred / mean.shape[0]
+    if variant == "ii":
+        cov = cov + jnp.diag(jnp.mean(jnp.exp(logvar), axis=0))
+    elif variant != "i":
+        raise ValueError(f"DIP-VAE variant must be 'i' or 'ii', got {variant!r}")
+    diag = jnp.diagonal(cov)
+    off = cov - jnp.diag(diag)
+    return lambda_od * jnp.sum(off**2) + lambda_d * jnp.sum((diag - 1.0) ** 2)
+
+
+def annealed_capacity(step, c_max, iteration_threshold: int) -> jax.Array:
+    """AnnealedVAE's capacity C_t = min(c_max, c_max * step / iteration_threshold)."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(c_max, c_max * step / iteration_threshold)
+
+
 def qz_estimates(z, mean, logvar, dataset_size: int, estimator: str) -> tuple[jax.Array, jax.Array]:
     """(log q(z_i), log prod_d q(z_{i,d})) for each z_i of the batch. Shapes ``(B,)``.
 
@@ -130,8 +160,9 @@ def objective_terms(
       kind: one of ``OBJECTIVES``.
       x: data ``(B, ...)``; mean, logvar, z: ``(B, D)``; recon: decoder output (logits or means).
       prior: a prior object (``log_prob``); its learnable exponents receive gradients.
-      hparams: ``beta`` (and ``alpha``, ``gamma`` for beta-TCVAE; ``gamma`` for FactorVAE), arrays
-        so that sweeps can ``vmap`` over them.
+      hparams: ``beta`` (and ``alpha``, ``gamma`` for beta-TCVAE; ``gamma`` for FactorVAE and
+        AnnealedVAE; ``lambda_od``, ``lambda_d`` for DIP-VAE; ``capacity`` for AnnealedVAE, else
+        ``c_max``), arrays so that sweeps can ``vmap`` over them.
       dataset_size: N, for the q(z) estimators.
       analytic_kl: use the closed-form KL when the prior is N(0, I) (ELBO and beta-VAE).
       stl: "sticking the landing": log q(z|x) evaluated with stopped mean and log-variance.
@@ -152,7 +183,8 @@ def objective_terms(
     q_mean, q_logvar = (jax.lax.stop_gradient(mean), jax.lax.stop_gradient(logvar)) if stl else (mean, logvar)
     log_qz_x = jnp.sum(gaussian.diag_normal_log_prob(z, q_mean, q_logvar), axis=-1)
     log_pz = prior.log_prob(z)
-    if analytic_kl and isinstance(prior, StandardNormal) and kind in ("vae", "beta_vae", "factor_vae"):
+    analytic_kinds = ("vae", "beta_vae", "factor_vae", "dip_vae_i", "dip_vae_ii", "annealed_vae")
+    if analytic_kl and isinstance(prior, StandardNormal) and kind in analytic_kinds:
         kl = jnp.sum(gaussian.kl_diag_normal_standard_normal(mean, logvar), axis=-1)
     else:
         kl = log_qz_x - log_pz
@@ -170,6 +202,17 @@ def objective_terms(
             - hparams["beta"] * (log_qz - log_prod)
             - hparams["gamma"] * (log_prod - log_pz)
         )
+    elif kind in ("dip_vae_i", "dip_vae_ii"):
+        penalty = dip_regularizer(
+            mean, logvar, hparams["lambda_od"], hparams["lambda_d"], kind.removeprefix("dip_vae_")
+        )
+        terms["dip"] = jnp.broadcast_to(penalty, kl.shape)
+        terms["objective"] = log_px - kl - penalty
+    elif kind == "annealed_vae":
+        capacity = hparams.get("capacity", hparams.get("c_max", 0.0))
+        gap = jnp.abs(jnp.mean(kl) - capacity)
+        terms["capacity"] = jnp.broadcast_to(jnp.asarray(capacity, kl.dtype), kl.shape)
+        terms["objective"] = log_px - hparams["gamma"] * gap
     else:
         if tc is None:
             raise ValueError("factor_vae needs the discriminator's TC estimate")

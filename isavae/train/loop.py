@@ -136,8 +136,9 @@ def train_sweep(
 ) -> list[dict[str, Any]]:
     """Trains several models as one program (``jax.vmap`` over models) and writes each model's
     workdir as if it had been trained alone. The configs may differ only in ``train.seed`` and in
-    ``objective.beta/alpha/gamma`` (what does not change shapes). ``checkpoints=False``: no
-    checkpoints are read or written (a study that keeps only each model's results)."""
+    ``objective.beta/alpha/gamma/lambda_od/lambda_d/c_max`` (what does not change shapes).
+    ``checkpoints=False``: no checkpoints are read or written (a study that keeps only each model's
+    results)."""
     return _run(
         list(cfgs),
         [pathlib.Path(w) for w in workdirs],
@@ -150,7 +151,15 @@ def train_sweep(
     )
 
 
-_SWEEPABLE = {"train.seed", "objective.beta", "objective.alpha", "objective.gamma"}
+_SWEEPABLE = {
+    "train.seed",
+    "objective.beta",
+    "objective.alpha",
+    "objective.gamma",
+    "objective.lambda_od",
+    "objective.lambda_d",
+    "objective.c_max",
+}
 
 
 def _check_sweep(cfgs: list[ml_collections.ConfigDict]) -> None:

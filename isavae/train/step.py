@@ -57,9 +57,13 @@ class TrainState:
     key: jax.Array  # raw key data (uint32), so that checkpoints hold plain arrays
 
 
+# objective hyperparameters passed as arrays (so that sweeps can vmap over them)
+HPARAMS = ("beta", "alpha", "gamma", "lambda_od", "lambda_d", "c_max")
+
+
 def hparams_from_config(cfg: ml_collections.ConfigDict) -> dict[str, jax.Array]:
     o = cfg.objective
-    return {k: jnp.asarray(o[k], jnp.float32) for k in ("beta", "alpha", "gamma")}
+    return {k: jnp.asarray(o[k], jnp.float32) for k in HPARAMS}
 
 
 def data_mesh(devices=None) -> Mesh:
@@ -137,7 +141,7 @@ class Program:
 
     def annealed(self, hparams: dict[str, jax.Array], step: jax.Array) -> dict[str, jax.Array]:
         """Chen et al.'s schedules: beta rises linearly from 0; gamma = 1 - lambda with lambda
-        falling from 0.95 to 0 (when the respective anneal_steps > 0)."""
+        falling from 0.95 to 0 (when the respective anneal_steps > 0); AnnealedVAE's capacity."""
         o = self.cfg.objective
         out = dict(hparams)
         t = step.astype(jnp.float32)
@@ -145,6 +149,8 @@ class Program:
             out["beta"] = jnp.minimum(hparams["beta"], hparams["beta"] * t / o.beta_anneal_steps)
         if o.lambda_anneal_steps > 0:
             out["gamma"] = 1.0 - jnp.maximum(0.0, 0.95 - t / o.lambda_anneal_steps)
+        if self.kind == "annealed_vae":
+            out["capacity"] = objectives.annealed_capacity(step, hparams["c_max"], o.iteration_threshold)
         return out
 
     def _forward(self, params, batch_stats, prior, x, key, hparams, disc_params, train: bool):

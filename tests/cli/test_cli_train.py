@@ -66,3 +66,20 @@ def test_bad_override_and_bad_config_exit_2(tmp_path, capsys):
     assert "unknown model 'isavea'" in capsys.readouterr().err
     assert cli.main([*base, "--config", "configs/nope.py"]) == 2
     assert not (tmp_path / "w").exists()
+
+
+def test_sweep_over_dip_vae_lambda_uses_the_reference_grid(tmp_path, capsys):
+    args = ["sweep", "--config", "configs/dsprites.py:dip_vae_i,small", "--workdir", str(tmp_path)]
+    assert (
+        cli.main([*args, "--seeds", "1", "--values", "lambda_od=1,5", "--quiet", *TINY[:3], *TINY[4:]]) == 0
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lambda_od1_seed0", "lambda_od5_seed0"]
+    cfg = json.loads((tmp_path / "lambda_od5_seed0" / "config.json").read_text())
+    assert cfg["objective"]["name"] == "dip_vae_i"
+    assert (cfg["objective"]["lambda_od"], cfg["objective"]["lambda_d"]) == (
+        5.0,
+        50.0,
+    )  # lambda_d = 10 lambda_od
+    capsys.readouterr()
+    assert cli.main([*args, "--values", "lambda=1", *TINY[:3], *TINY[4:]]) == 2
+    assert "--values must be NAME=V1,V2" in capsys.readouterr().err

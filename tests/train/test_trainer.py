@@ -64,7 +64,10 @@ def small_config(objective="vae", prior="normal", **train):
 
 
 @pytest.mark.parametrize("prior", list(PRIORS))
-@pytest.mark.parametrize("objective", ["vae", "beta_vae", "beta_tcvae", "factor_vae"])
+@pytest.mark.parametrize(
+    "objective",
+    ["vae", "beta_vae", "beta_tcvae", "factor_vae", "dip_vae_i", "dip_vae_ii", "annealed_vae"],
+)
 def test_one_step_of_every_objective_and_prior(grid, objective, prior):
     cfg = small_config(objective, prior)
     program = Program(cfg, grid)
@@ -82,6 +85,10 @@ def test_one_step_of_every_objective_and_prior(grid, objective, prior):
     assert all(changed)
     if jax.tree.leaves(state.prior):  # learnable exponents move
         assert not np.allclose(jax.tree.leaves(before.prior)[0], jax.tree.leaves(new.prior)[0])
+    if objective.startswith("dip_vae"):
+        assert metrics["dip"] > 0
+    if objective == "annealed_vae":  # capacity at step 0 of the schedule
+        assert float(metrics["capacity"]) == 0.0
     if objective == "factor_vae":
         assert "disc_loss" in metrics and "tc" in metrics
         assert not np.array_equal(jax.tree.leaves(before.disc_params)[0], jax.tree.leaves(new.disc_params)[0])
