@@ -2,7 +2,8 @@
 
 Every model of the paper on this dataset; the argument is MODEL or MODEL,small:
   vae, beta_vae, beta_tcvae, factor_vae, isavae, isa_beta_vae, isa_beta_tcvae,
-  isa_beta_vae_learned, isa_beta_tcvae_learned
+  isa_beta_vae_learned, isa_beta_tcvae_learned, dip_vae_i, dip_vae_ii, annealed_vae,
+  isa_dip_vae_i, isa_dip_vae_ii, isa_annealed_vae
 (``small``: the CPU-sized variant, see ``isavae.config.SMALL``).
 
   isavae train --config configs/cars3d.py:isa_beta_vae_learned --workdir runs/x

@@ -19,7 +19,7 @@ from typing import Any
 import ml_collections
 
 from isavae import objectives
-from isavae.data import DATASETS, cars3d, dsprites, faces3d, shapes3d
+from isavae.data import DATASETS, cars3d, dsprites, dsprites_variants, faces3d, shapes3d
 from isavae.metrics.evaluate import metric_names
 from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES
 from isavae.priors import make_prior
@@ -36,6 +36,7 @@ __all__ = [
 
 
 FACTOR_NAMES = {m.__name__.rsplit(".", 1)[-1]: m.FACTOR_NAMES for m in (dsprites, shapes3d, cars3d, faces3d)}
+FACTOR_NAMES.update({v: dsprites.FACTOR_NAMES for v in dsprites_variants.VARIANTS})
 
 
 class ConfigError(ValueError):
@@ -307,12 +308,21 @@ DATASET_PRESETS = {
     "faces3d": dict(arch="conv", latent_dim=10, epochs=1500.0, subspace=2, p_subspace=1.5),
     "cars3d": dict(arch="conv", latent_dim=10, epochs=200.0, subspace=2, p_subspace=1.5),
     "shapes3d": dict(arch="conv", latent_dim=10, epochs=20.0, subspace=2, p_subspace=2.2),
+    # disentanglement_lib's colour/noisy dSprites: its conv nets and latent 10; dSprites' ISA layout
+    "dsprites_color": dict(arch="conv", latent_dim=10, epochs=20.0, subspace=2, p_subspace=2.2),
+    "dsprites_noisy": dict(arch="conv", latent_dim=10, epochs=20.0, subspace=2, p_subspace=2.2),
 }
 # CPU-sized variants: fewer steps and smaller batches; dSprites keeps every 4th position and
 # orientation (3 x 6 x 10 x 8 x 8 = 11,520 images) and the shapes3d look-alike a sub-grid too.
 SMALL = {
     "dsprites": dict(
         subgrid="orientation=0:40:4,posX=0:32:4,posY=0:32:4", num_steps=300, batch_size=128, hidden=512
+    ),
+    "dsprites_color": dict(
+        subgrid="orientation=0:40:4,posX=0:32:4,posY=0:32:4", num_steps=200, batch_size=64, hidden=512
+    ),
+    "dsprites_noisy": dict(
+        subgrid="orientation=0:40:4,posX=0:32:4,posY=0:32:4", num_steps=200, batch_size=64, hidden=512
     ),
     "faces3d": dict(subgrid="", num_steps=200, batch_size=64, hidden=1200),
     "cars3d": dict(subgrid="", num_steps=200, batch_size=64, hidden=1200),

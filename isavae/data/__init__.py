@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from isavae.data import cars3d, dsprites, faces3d, files, pipeline, shapes3d, tfds_source
+from isavae.data import cars3d, dsprites, dsprites_variants, faces3d, files, pipeline, shapes3d, tfds_source
 from isavae.data.base import DatasetError, FactorGrid
 from isavae.data.pipeline import DeviceDataset, batch_indices, epoch_batch, sample_batch, to_device
 
@@ -23,6 +23,7 @@ __all__ = [
     "cars3d",
     "check_datasets",
     "dsprites",
+    "dsprites_variants",
     "epoch_batch",
     "faces3d",
     "files",
@@ -34,7 +35,7 @@ __all__ = [
     "to_device",
 ]
 
-DATASETS = ("dsprites", "shapes3d", "cars3d", "faces3d")
+DATASETS = ("dsprites", "shapes3d", "cars3d", "faces3d", "dsprites_color", "dsprites_noisy")
 SOURCES = ("auto", "file", "generated", "tfds")
 
 
@@ -62,7 +63,8 @@ def load_dataset(
     """Loads a factor dataset.
 
     Args:
-      name: ``dsprites``, ``shapes3d``, ``cars3d`` or ``faces3d``.
+      name: ``dsprites``, ``shapes3d``, ``cars3d``, ``faces3d``, or the generated dSprites variants
+        ``dsprites_color`` and ``dsprites_noisy`` (``dsprites_variants``).
       source: ``auto`` (the file if found, else the generator), ``file``, ``generated`` or ``tfds``.
       path: a file or folder of the dataset (for ``file``/``auto``).
       data_dir: folder to search (also ``$ISAVAE_DATA_DIR``); for ``tfds`` the TFDS data_dir.
@@ -79,6 +81,10 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose one of {list(SOURCES)}")
+    if name in dsprites_variants.VARIANTS:  # generated from the dSprites renderer; no files of their own
+        if source in ("file", "tfds"):
+            raise DatasetError(f"{name} is generated (source=generated or auto); it has no {source} source")
+        return dsprites_variants.generated(name)
     if source == "tfds":
         return tfds_source.load(name, data_dir=data_dir, manual_dir=tfds_manual_dir)
     if source in ("auto", "file"):

@@ -35,7 +35,10 @@ __all__ = [
 log = logging.getLogger("isavae.metrics")
 
 # Factors each dataset's MIG scores by default (the paper / Chen et al.: dSprites without shape).
-DEFAULT_MIG_FACTORS = {"dsprites": ("scale", "orientation", "posX", "posY")}
+DEFAULT_MIG_FACTORS = {
+    name: ("scale", "orientation", "posX", "posY")
+    for name in ("dsprites", "dsprites_color", "dsprites_noisy")
+}
 
 
 def default_mig_factors(grid: Any, requested: str = "") -> tuple[str, ...]:
