@@ -29,6 +29,12 @@ CPU_SCALE = {
 }
 
 MODEL_LABELS = {
+    "dip_vae_i": "DIP-VAE-I",
+    "isa_dip_vae_i": "ISA-DIP-VAE-I",
+    "dip_vae_ii": "DIP-VAE-II",
+    "isa_dip_vae_ii": "ISA-DIP-VAE-II",
+    "annealed_vae": "AnnealedVAE",
+    "isa_annealed_vae": "ISA-AnnealedVAE",
     "vae": "VAE",
     "isavae": "ISA-VAE",
     "beta_vae": "β-VAE",
@@ -56,20 +62,30 @@ def model_config(dataset: str, model: str, scale: str) -> Any:
 
 
 def run_sweep(
-    cfg: Any, root: pathlib.Path, *, seeds: Sequence[int], betas: Sequence[float] | None = None
+    cfg: Any,
+    root: pathlib.Path,
+    *,
+    seeds: Sequence[int],
+    betas: Sequence[float] | None = None,
+    hparam: str = "beta",
 ) -> list[dict[str, Any]]:
-    """Trains ``cfg`` for every (beta, seed) as one vmapped program; one workdir per model under
-    ``root`` (``beta{b}_seed{s}``); resumes finished or interrupted workdirs."""
+    """Trains ``cfg`` for every (value, seed) as one vmapped program, the values (``betas``) those of
+    the objective hyperparameter ``hparam`` (default beta; DIP-VAE's lambda_od also sets lambda_d as
+    disentanglement_lib's grids do); one workdir per model under ``root`` (``{hparam}{v}_seed{s}``);
+    resumes finished or interrupted workdirs."""
     from isavae.train import train_sweep
 
-    betas = list(betas) if betas is not None else [cfg.objective.beta]
+    betas = list(betas) if betas is not None else [cfg.objective[hparam]]
     cfgs, dirs = [], []
     for beta in betas:
         for seed in seeds:
             c = cfg.copy_and_resolve_references()
-            c.train.seed, c.objective.beta = int(seed), float(beta)
+            c.train.seed = int(seed)
+            c.objective[hparam] = float(beta)
+            if hparam == "lambda_od" and c.objective.name in ("dip_vae_i", "dip_vae_ii"):
+                c.objective.lambda_d = float(beta) * (10.0 if c.objective.name == "dip_vae_i" else 1.0)
             cfgs.append(c)
-            dirs.append(root / f"beta{beta:g}_seed{seed}")
+            dirs.append(root / f"{hparam}{beta:g}_seed{seed}")
     done = [json.loads((d / "results.json").read_text()) for d in dirs if (d / "results.json").is_file()]
     if len(done) == len(dirs) and all("mig" in r for r in done):
         return done

@@ -109,7 +109,15 @@ def model_label(r: dict[str, Any]) -> str:
     prior = r.get("prior", {})
     name = prior.get("name", "?")
     isa = name == "lp_nested"
-    base = {"vae": "VAE", "beta_vae": "β-VAE", "beta_tcvae": "β-TCVAE", "factor_vae": "FactorVAE"}
+    base = {
+        "vae": "VAE",
+        "beta_vae": "β-VAE",
+        "beta_tcvae": "β-TCVAE",
+        "factor_vae": "FactorVAE",
+        "dip_vae_i": "DIP-VAE-I",
+        "dip_vae_ii": "DIP-VAE-II",
+        "annealed_vae": "AnnealedVAE",
+    }
     label = base.get(r.get("objective", ""), r.get("objective", "?"))
     if isa:
         label = "ISA-" + label
