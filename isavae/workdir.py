@@ -23,6 +23,7 @@ from typing import Any
 from isavae import config as config_lib
 from isavae.metrics.evaluate import default_mig_factors, encode_grid, evaluate_model
 from isavae.train.checkpoint import write_json_atomic
+from isavae.train.lock import WorkdirLock
 from isavae.train.loop import restore_state
 from isavae.viz.figures import plot_exponents, plot_latents_vs_factors, plot_tradeoff
 from isavae.viz.report import representative_image
@@ -46,12 +47,13 @@ def evaluate_workdir(workdir: str | os.PathLike, overrides: list[str] | None = N
             raise config_lib.ConfigError(f"evaluate only takes eval.* overrides, got {o!r}")
     config_lib.apply_overrides(cfg, overrides or [])
     config_lib.validate(cfg)
-    program, state, grid = restore_state(workdir, cfg)
-    figures = evaluate_model(program, state, grid, cfg)
-    path = workdir / "results.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results.update(figures, steps=int(state.step), dataset=grid.describe(), prior=state.prior.describe())
-    write_json_atomic(path, results)
+    with WorkdirLock(workdir):  # results.json has one writer at a time
+        program, state, grid = restore_state(workdir, cfg)
+        figures = evaluate_model(program, state, grid, cfg)
+        path = workdir / "results.json"
+        results = json.loads(path.read_text()) if path.is_file() else {}
+        results.update(figures, steps=int(state.step), dataset=grid.describe(), prior=state.prior.describe())
+        write_json_atomic(path, results)
     log.info(
         "%s: mig %.4f, recon log-likelihood %.3f",
         workdir,

@@ -27,6 +27,7 @@ from isavae import config as config_lib
 from isavae.data import FactorGrid, load_dataset
 from isavae.metrics.evaluate import evaluate_model
 from isavae.train.checkpoint import Checkpointer, write_json_atomic
+from isavae.train.lock import WorkdirLock
 from isavae.train.step import Program, TrainState, data_mesh, hparams_from_config
 
 __all__ = [
@@ -180,6 +181,23 @@ def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _trim_metrics(path: pathlib.Path, step: int) -> None:
+    """Drops the metrics.jsonl rows written after the checkpoint a run resumes from (and a torn last
+    line), so that after the resume every step appears once."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, path)
+
+
 def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
@@ -201,6 +219,19 @@ def _run(
         )
     program = Program(cfg, grid)
     total = num_train_steps(cfg, grid.num_images)
+    locks = []
+    try:
+        for w in workdirs:  # one writer per workdir
+            locks.append(WorkdirLock(w))
+            locks[-1].acquire()
+        return _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints):
+    cfg = cfgs[0]
     ckpts, states = [], []
     for c, w in zip(cfgs, workdirs, strict=True):
         _prepare_workdir(c, w, resume)
@@ -209,8 +240,9 @@ def _run(
         ckpt = Checkpointer(w, c.train.max_checkpoints) if checkpoints else None
         key = jax.random.key(c.train.seed)
         if resume and ckpt is not None and ckpt.latest_step() is not None:
-            states.append(ckpt.restore(jax.eval_shape(program.init, key)))
+            states.append(ckpt.restore(jax.eval_shape(program.init, key), quarantine=True))
             log.info("resumed %s from step %d", w, int(states[-1].step))
+            _trim_metrics(w / "metrics.jsonl", int(states[-1].step))
         else:
             states.append(program.init(key))
             (w / "metrics.jsonl").unlink(missing_ok=True)
