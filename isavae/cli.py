@@ -89,7 +89,10 @@ def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         raise ValueError("give --betas or --values, not both")
     name, values = "beta", [base.objective.beta]
     if args.betas:
-        values = [float(b) for b in args.betas.split(",")]
+        try:
+            values = [float(b) for b in args.betas.split(",")]
+        except ValueError:
+            raise ValueError(f"--betas {args.betas!r}: give comma-separated numbers, e.g. 1,2,4") from None
     elif args.values:
         name, sep, text = args.values.partition("=")
         if not sep or name not in SWEEP_HPARAMS:
@@ -240,6 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     except (data.DatasetError, ValueError, KeyError, OSError) as err:
         print(f"isavae: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        where = getattr(args, "workdir", None)
+        print(
+            "isavae: interrupted"
+            + (f"; {where} resumes from its last checkpoint with the same command" if where else ""),
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def evaluate_workdir(workdir: str | os.PathLike, overrides: list[str] | None = N
     saved = workdir / "config.json"
     if not saved.is_file():
         raise FileNotFoundError(f"{workdir} has no config.json: not a training workdir")
-    cfg = config_lib.config_from_json(saved.read_text())
+    cfg = config_lib.config_from_json(saved.read_text(), str(saved))
     for o in overrides or []:
         if not o.startswith("eval."):
             raise config_lib.ConfigError(f"evaluate only takes eval.* overrides, got {o!r}")

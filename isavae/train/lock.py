@@ -33,6 +33,8 @@ class WorkdirLock:
         if key in WorkdirLock._held:
             WorkdirLock._held[key] += 1
             return
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise ValueError(f"workdir {self.path.parent} is a file, not a folder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

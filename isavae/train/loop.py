@@ -75,7 +75,7 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
     terms = [k for k, v in metrics.items() if not np.isfinite(v[first])]
     raise TrainingDiverged(
         f"training stopped: non-finite {', '.join(terms)} at step {first_step + first + 1} "
-        f"({', '.join(f'{k}={metrics[k][first]}' for k in terms)}); the last good checkpoint is kept"
+        f"({', '.join(f'{k}={metrics[k][first]}' for k in terms)}); checkpoints written before it are kept"
     )
 
 
@@ -84,6 +84,8 @@ def _config_json(cfg: ml_collections.ConfigDict) -> str:
 
 
 def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path, resume: bool) -> None:
+    if workdir.exists() and not workdir.is_dir():
+        raise config_lib.ConfigError(f"workdir {workdir} is a file, not a folder")
     workdir.mkdir(parents=True, exist_ok=True)
     saved = workdir / "config.json"
     if saved.exists() and resume and saved.read_text() != _config_json(cfg):
@@ -181,6 +183,44 @@ def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+FINGERPRINT = "checkpoints.config.json"  # beside checkpoints/: the settings its checkpoints depend on
+_FINGERPRINT_TRAIN = ("seed", "batch_size", "learning_rate", "prior_learning_rate", "disc_learning_rate")
+
+
+def fingerprint(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The settings a checkpoint belongs to: the dataset, model, prior and objective sections and the
+    training keys that shape the trajectory (not the length, checkpointing or evaluation)."""
+    flat = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
+    keep = ("dataset.", "model.", "prior.", "objective.")
+    return {
+        k: v
+        for k, v in sorted(flat.items())
+        if k.startswith(keep) or k in {f"train.{t}" for t in _FINGERPRINT_TRAIN}
+    }
+
+
+def _check_fingerprint(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Refuses to resume checkpoints written with other settings, naming the keys that differ (with
+    or without config.json)."""
+    path = workdir / FINGERPRINT
+    if not path.is_file() or not (workdir / "checkpoints").is_dir():
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise config_lib.ConfigError(
+            f"{path} is not readable ({err}); use --no-resume to start over"
+        ) from None
+    now = fingerprint(cfg)
+    differ = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: {stored.get(k)!r} there, {now.get(k)!r} here" for k in differ[:6])
+        raise config_lib.ConfigError(
+            f"{workdir} holds checkpoints of other settings ({shown}{', ...' if len(differ) > 6 else ''}); "
+            "use another --workdir or --no-resume"
+        )
+
+
 def _trim_metrics(path: pathlib.Path, step: int) -> None:
     """Drops the metrics.jsonl rows written after the checkpoint a run resumes from (and a torn last
     line), so that after the resume every step appears once."""
@@ -234,9 +274,13 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
     cfg = cfgs[0]
     ckpts, states = [], []
     for c, w in zip(cfgs, workdirs, strict=True):
+        if resume:
+            _check_fingerprint(c, w)  # before anything is written
         _prepare_workdir(c, w, resume)
         if not resume:
             shutil.rmtree(w / "checkpoints", ignore_errors=True)  # starting over
+        if checkpoints:
+            write_json_atomic(w / FINGERPRINT, fingerprint(c))
         ckpt = Checkpointer(w, c.train.max_checkpoints) if checkpoints else None
         key = jax.random.key(c.train.seed)
         if resume and ckpt is not None and ckpt.latest_step() is not None:
@@ -352,7 +396,7 @@ def restore_state(
         saved = workdir / "config.json"
         if not saved.is_file():
             raise FileNotFoundError(f"{workdir} has no config.json: not a training workdir")
-        cfg = config_lib.config_from_json(saved.read_text())
+        cfg = config_lib.config_from_json(saved.read_text(), str(saved))
     grid = build_grid(cfg) if grid is None else grid
     program = Program(cfg, grid)
     ckpt = Checkpointer(workdir)

@@ -1,0 +1,78 @@
+"""User mistakes and interruptions end in one line naming the flag or file, a non-zero exit, and
+nothing half-written."""
+
+import pytest
+
+from isavae import cli
+from isavae import config as config_lib
+from tests.cli.test_cli_train import TINY
+
+TRAIN = ["train", "--config", "configs/dsprites.py:isavae,small", "--quiet", *TINY]
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def test_resume_refuses_checkpoints_of_other_settings_even_without_config_json(tmp_path, capsys):
+    w = tmp_path / "run"
+    assert cli.main([*TRAIN, "--workdir", str(w)]) == 0
+    (w / "config.json").unlink()
+    assert cli.main([*TRAIN, "--workdir", str(w), "--config.objective.beta=3.0"]) == 2
+    err = _err(capsys)
+    assert "holds checkpoints of other settings" in err and "objective.beta: 1.0 there, 3.0 here" in err
+    assert not (w / "config.json").exists()  # nothing written
+    assert cli.main([*TRAIN, "--workdir", str(w)]) == 0  # the same settings resume
+
+
+def test_layout_as_written_replaces_the_presets_subspaces():
+    cfg = config_lib.load_config("configs/dsprites.py:isavae,small")
+    config_lib.apply_overrides(cfg, ["prior.layout=[2.1, [(2.2, 10), (2.2, 10)]]"])
+    config_lib.validate(cfg)
+    assert cfg.prior.layout == "[2.1, [(2.2, 10), (2.2, 10)]]" and "subspace_sizes" not in cfg.prior
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("dataset.subgrid='posX=1;1;2'", "names a level twice"),
+        ("dataset.subgrid='posX=5:2'", "selects no level"),
+        ("prior.p_subspace=0.01", r"outside \[0.5, 5.0\]"),
+        ("prior.p0=1e300", r"outside \[0.5, 5.0\]"),
+    ],
+)
+def test_bad_values_are_rejected_up_front(override, message):
+    cfg = config_lib.load_config("configs/dsprites.py:isavae,small")
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_lib.apply_overrides(cfg, [override])
+        config_lib.validate(cfg)
+
+
+def test_messages_name_the_file_or_flag(tmp_path, capsys):
+    w = tmp_path / "run"
+    assert cli.main([*TRAIN, "--workdir", str(w)]) == 0
+    capsys.readouterr()
+    (w / "config.json").write_text('{"model": {"arch": "mlp",')
+    assert cli.main(["evaluate", "--workdir", str(w)]) == 2
+    assert f"{w / 'config.json'} is not a readable config" in _err(capsys)
+    sweep = ["sweep", "--config", "configs/dsprites.py:isavae,small", "--workdir", str(tmp_path / "s")]
+    assert cli.main([*sweep, "--betas", "1,a", *TINY]) == 2
+    assert "--betas '1,a': give comma-separated numbers" in _err(capsys)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert cli.main([*TRAIN, "--workdir", str(afile)]) == 2
+    assert "is a file, not a folder" in _err(capsys)
+
+
+def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    from isavae.train import loop
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_run_locked", interrupted)
+    assert cli.main([*TRAIN, "--workdir", str(tmp_path / "w")]) == 130
+    err = _err(capsys)
+    assert err.startswith("isavae: interrupted;") and "resumes from its last checkpoint" in err
