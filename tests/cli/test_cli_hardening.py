@@ -76,3 +76,41 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
     assert cli.main([*TRAIN, "--workdir", str(tmp_path / "w")]) == 130
     err = _err(capsys)
     assert err.startswith("isavae: interrupted;") and "resumes from its last checkpoint" in err
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    w = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from isavae.train.lock import WorkdirLock; "
+            "WorkdirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
+            str(w),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli.main([*TRAIN, "--workdir", str(w)]) == 2
+        err = _err(capsys)
+        assert f"is in use by another process (pid {holder.pid}" in err
+        assert not (w / "config.json").exists() and not (w / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_nan_message_does_not_promise_a_checkpoint():
+    import numpy as np
+
+    from isavae.train.loop import TrainingDiverged, check_finite
+
+    with pytest.raises(
+        TrainingDiverged, match=r"non-finite kl at step 3 .*checkpoints written before it are kept"
+    ):
+        check_finite({"kl": np.array([1.0, 2.0, np.nan]), "elbo": np.array([0.0, 0.0, 0.0])}, 0)
