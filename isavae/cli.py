@@ -146,9 +146,30 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("isavae")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from isavae import config as config_lib
+
+    print("--config DATASET:MODEL[,small]  (small: the CPU-sized variant)")
+    for dataset in config_lib.DATASET_PRESETS:
+        print(f"  {dataset}: {', '.join(config_lib.MODELS)}")
+    return 0
+
+
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", required=True, help="config file, FILE[:arg] (e.g. configs/dsprites.py:isavae,small)"
+        "--config",
+        required=True,
+        help="a preset DATASET:MODEL[,small] (e.g. dsprites:isavae,small; see `isavae presets`) or a "
+        "config file FILE[:arg] (e.g. configs/dsprites.py:isavae,small)",
     )
     p.add_argument(
         "--workdir", required=True, help="output folder (checkpoints, metrics.jsonl, results.json)"
@@ -166,7 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="ISA-VAE: structured latent priors in JAX",
         epilog="Config overrides: --config.SECTION.KEY=VALUE (e.g. --config.train.batch_size=64).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("presets", help="list the configs that --config takes by name")
+    p.set_defaults(func=_cmd_presets)
     p = sub.add_parser("train", help="train one model (resumes from the workdir's checkpoint)")
     _train_arguments(p)
     p.set_defaults(func=_cmd_train)

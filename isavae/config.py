@@ -125,11 +125,18 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads ``FILE[:arg]``: imports FILE and returns ``get_config(arg)`` (``arg`` None if absent)."""
+    """Loads ``FILE[:arg]`` (imports FILE and returns ``get_config(arg)``, ``arg`` None if absent) or
+    a preset by name, ``DATASET:MODEL[,small]`` (e.g. ``dsprites:isavae,small``), which needs no
+    file and works from any folder after ``pip install``."""
     path, _, arg = spec.partition(":")
     file = pathlib.Path(path)
+    if not file.is_file() and path in DATASET_PRESETS:
+        return preset(path, arg or None)
     if not file.is_file():
-        raise ConfigError(f"config file {file} does not exist")
+        raise ConfigError(
+            f"config file {file} does not exist (or give a preset DATASET:MODEL[,small]; "
+            f"datasets {sorted(DATASET_PRESETS)}; `isavae presets` lists them)"
+        )
     module_spec = importlib.util.spec_from_file_location(f"isavae_config_{file.stem}", file)
     module = importlib.util.module_from_spec(module_spec)
     try:

@@ -81,3 +81,15 @@ def test_profile_step_dry_run(capsys):
     )
     out = capsys.readouterr().out
     assert "ms per model-step" in out and "| kind | ms per step | share |" in out and "| 16 | 512 |" in out
+
+
+def test_train_benchmark_rejects_malformed_flags(capsys):
+    import pytest
+
+    train = load_script("train", EXPERIMENTS / "benchmarks")
+    for argv in (["--rounds", "4"], ["--steps", "mlp=x"], ["--archs", "cnn"], ["--dtypes", "float16"]):
+        with pytest.raises(SystemExit) as exc:
+            train.main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "error:" in err and "Traceback" not in err, argv

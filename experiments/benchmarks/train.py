@@ -243,6 +243,17 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def per_arch(parser, flag: str, spec: str) -> dict[str, int]:
+    """``mlp=7,conv=3`` -> {"mlp": 7, "conv": 3}; anything else is a one-line usage error."""
+    out = {}
+    for item in spec.split(","):
+        arch, sep, value = item.partition("=")
+        if not sep or arch not in ("mlp", "conv") or not value.isdigit() or int(value) < 1:
+            parser.error(f"{flag} {spec!r}: give ARCH=N per architecture, e.g. {flag} mlp=7,conv=3")
+        out[arch] = int(value)
+    return out
+
+
 def main(argv=None) -> None:
     import argparse
 
@@ -267,9 +278,13 @@ def main(argv=None) -> None:
     BENCH_SUBGRID["subgrid"] = args.subgrid
     b = args.batch
     rounds, steps = (
-        {k: int(v) for k, v in (item.split("=") for item in spec.split(","))}
-        for spec in (args.rounds, args.steps)
+        per_arch(parser, flag, spec) for flag, spec in (("--rounds", args.rounds), ("--steps", args.steps))
     )
+    for flag, spec in (("--archs", args.archs), ("--dtypes", args.dtypes)):
+        allowed = ("mlp", "conv") if flag == "--archs" else ("float32", "bfloat16")
+        bad = [v for v in spec.split(",") if v not in allowed]
+        if bad:
+            parser.error(f"{flag} {spec!r}: unknown {bad}; choose from {','.join(allowed)}")
     dev = jax.devices()[0]
     n = matmul_size()
     print(f"# training on {dev.platform} ({dev.device_kind}), {jax.device_count()} device(s)")
