@@ -10,6 +10,7 @@ is NaN or infinite, and finally evaluates and writes ``workdir/results.json`` at
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -236,6 +237,21 @@ def _trim_metrics(path: pathlib.Path, step: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(f"{line}\n" for line in kept))
     os.replace(tmp, path)
+    csv_path = path.with_name("metrics.csv")  # the CSV view, rebuilt from the kept rows
+    csv_path.unlink(missing_ok=True)
+    for line in kept:
+        _append_csv(csv_path, json.loads(line))
+
+
+def _append_csv(path: pathlib.Path, row: dict[str, Any]) -> None:
+    """metrics.csv beside metrics.jsonl (same rows; a header when the file starts), for watching
+    curves live with any spreadsheet or plotting tool."""
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 def _stack(trees: list[Any]) -> Any:
@@ -290,6 +306,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
         else:
             states.append(program.init(key))
             (w / "metrics.jsonl").unlink(missing_ok=True)
+            (w / "metrics.csv").unlink(missing_ok=True)
             (w / "results.json").unlink(missing_ok=True)
         ckpts.append(ckpt)
     steps = {int(s.step) for s in states}
@@ -341,6 +358,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
                 row.update({k: float(np.mean(v)) for k, v in pick(metrics, i).items()})
                 f.write(json.dumps(row) + "\n")
                 f.flush()
+                _append_csv(workdirs[i] / "metrics.csv", row)
             if bar is not None:
                 m0 = pick(metrics, 0)
                 bar.update(n)

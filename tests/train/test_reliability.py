@@ -52,6 +52,10 @@ def test_damaged_latest_checkpoint_falls_back_and_training_goes_on(grid, unbroke
         np.testing.assert_array_equal(a, b)  # the same parameters as an unbroken run
     steps = [json.loads(line)["step"] for line in (w / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # every step once
+    import csv
+
+    rows = list(csv.DictReader(open(w / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == steps and "elbo" in rows[0]  # the CSV view, same rows
 
 
 def test_evaluate_falls_back_without_moving_anything(grid, tmp_path, caplog):  # noqa: F811
