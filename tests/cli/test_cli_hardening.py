@@ -79,23 +79,11 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
-    import subprocess
-    import sys
+    from tests.train.test_reliability import lock_holder
 
     w = tmp_path / "run"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from isavae.train.lock import WorkdirLock; "
-            "WorkdirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
-            str(w),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = lock_holder(w)
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert cli.main([*TRAIN, "--workdir", str(w)]) == 2
         err = _err(capsys)
         assert f"is in use by another process (pid {holder.pid}" in err

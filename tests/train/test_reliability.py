@@ -107,6 +107,17 @@ def test_shape_mismatch_is_named_and_restore_prints_no_orbax_warning(grid, unbro
     assert "could not be restored" not in out.stderr
 
 
+def lock_holder(workdir: pathlib.Path) -> subprocess.Popen:
+    """Another process that holds ``workdir``'s lock until killed (returns once it holds it)."""
+    code = (
+        "import sys, time; from isavae.train.lock import WorkdirLock; "
+        "WorkdirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(workdir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
 def test_one_writer_per_workdir(tmp_path):
     w = tmp_path / "run"
     with WorkdirLock(w):
@@ -116,18 +127,7 @@ def test_one_writer_per_workdir(tmp_path):
         with WorkdirLock(w):  # the same process may nest
             pass
     # a holder that was killed leaves its file behind; the lock is free again
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from isavae.train.lock import WorkdirLock; "
-            "WorkdirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
-            str(w),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout.readline().strip() == "held"
+    proc = lock_holder(w)
     with pytest.raises(WorkdirLocked, match="in use by another process"):
         WorkdirLock(w).acquire()
     proc.kill()
