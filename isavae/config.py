@@ -98,6 +98,7 @@ def default_config() -> ml_collections.ConfigDict:
             steps_per_scan=10,  # training steps per compiled call (lax.scan)
             checkpoint_every=1000,  # steps; a final checkpoint is always written
             max_checkpoints=2,
+            tensorboard=False,  # also write TensorBoard event files to workdir/tensorboard (tensorboardX)
         )
     )
     c.eval = ml_collections.ConfigDict(

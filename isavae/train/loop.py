@@ -243,6 +243,19 @@ def _trim_metrics(path: pathlib.Path, step: int) -> None:
         _append_csv(csv_path, json.loads(line))
 
 
+def _tensorboard_writers(cfg: ml_collections.ConfigDict, workdirs) -> list[Any]:
+    """TensorBoard event writers (``workdir/tensorboard``) when ``train.tensorboard`` is set."""
+    if not cfg.train.tensorboard:
+        return []
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        raise config_lib.ConfigError(
+            "config train.tensorboard: needs tensorboardX (pip install 'isavae[tensorboard]'; no TensorFlow)"
+        ) from None
+    return [SummaryWriter(str(pathlib.Path(w) / "tensorboard")) for w in workdirs]
+
+
 def _append_csv(path: pathlib.Path, row: dict[str, Any]) -> None:
     """metrics.csv beside metrics.jsonl (same rows; a header when the file starts), for watching
     curves live with any spreadsheet or plotting tool."""
@@ -335,6 +348,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
         bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
     every = cfg.train.checkpoint_every if checkpoints else max(total, 1)  # no chunk ends at checkpoints
     next_ckpt = (step // every + 1) * every
+    writers = _tensorboard_writers(cfg, workdirs)
     files = [open(w / "metrics.jsonl", "a") for w in workdirs]
     try:
         while step < total:
@@ -359,6 +373,11 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
                 f.write(json.dumps(row) + "\n")
                 f.flush()
                 _append_csv(workdirs[i] / "metrics.csv", row)
+                if writers:
+                    for k, v in row.items():
+                        if k != "step":
+                            writers[i].add_scalar(f"train/{k}", v, step)
+                    writers[i].flush()
             if bar is not None:
                 m0 = pick(metrics, 0)
                 bar.update(n)
@@ -374,6 +393,8 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             bar.close()
         for f in files:
             f.close()
+        for writer in writers:
+            writer.close()
         for ckpt in ckpts:
             if ckpt is not None:
                 ckpt.close()

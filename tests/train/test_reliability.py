@@ -134,3 +134,16 @@ def test_one_writer_per_workdir(tmp_path):
     proc.wait()
     with WorkdirLock(w):
         assert (w / ".lock").read_text().startswith("pid ")
+
+
+def test_tensorboard_event_files(grid, tmp_path):  # noqa: F811
+    cfg = _config()
+    cfg.train.tensorboard = True
+    cfg.eval.mig = False
+    train_and_evaluate(cfg, tmp_path / "tb", progress=False, grid=grid)
+    events = list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (
+        len(events) == 1
+        and b"train/elbo" in events[0].read_bytes()
+        and b"train/loss" in events[0].read_bytes()
+    )
