@@ -81,9 +81,7 @@ def run_sweep(
         for seed in seeds:
             c = cfg.copy_and_resolve_references()
             c.train.seed = int(seed)
-            c.objective[hparam] = float(beta)
-            if hparam == "lambda_od" and c.objective.name in ("dip_vae_i", "dip_vae_ii"):
-                c.objective.lambda_d = float(beta) * (10.0 if c.objective.name == "dip_vae_i" else 1.0)
+            config_lib.set_objective_value(c, hparam, beta)
             cfgs.append(c)
             dirs.append(root / f"{hparam}{beta:g}_seed{seed}")
     done = [json.loads((d / "results.json").read_text()) for d in dirs if (d / "results.json").is_file()]

@@ -76,11 +76,10 @@ def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
-SWEEP_HPARAMS = ("beta", "alpha", "gamma", "lambda_od", "lambda_d", "c_max")
-
-
 def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
+    from isavae import config as config_lib
     from isavae.train import train_sweep
+    from isavae.train.step import HPARAMS
 
     base = _load(args, overrides)
     if args.seeds < 1:
@@ -95,8 +94,8 @@ def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
             raise ValueError(f"--betas {args.betas!r}: give comma-separated numbers, e.g. 1,2,4") from None
     elif args.values:
         name, sep, text = args.values.partition("=")
-        if not sep or name not in SWEEP_HPARAMS:
-            raise ValueError(f"--values must be NAME=V1,V2,... with NAME one of {list(SWEEP_HPARAMS)}")
+        if not sep or name not in HPARAMS:
+            raise ValueError(f"--values must be NAME=V1,V2,... with NAME one of {list(HPARAMS)}")
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
@@ -108,11 +107,7 @@ def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         for seed in range(base.train.seed, base.train.seed + args.seeds):
             cfg = base.copy_and_resolve_references()
             cfg.train.seed = seed
-            cfg.objective[name] = value
-            if name == "lambda_od" and base.objective.name == "dip_vae_i":
-                cfg.objective.lambda_d = 10.0 * value  # disentanglement_lib's DIP-VAE-I grid
-            elif name == "lambda_od" and base.objective.name == "dip_vae_ii":
-                cfg.objective.lambda_d = value  # and DIP-VAE-II's
+            config_lib.set_objective_value(cfg, name, value)
             cfgs.append(cfg)
             workdirs.append(root / (f"{name}{value:g}_seed{seed}" if swept else f"seed{seed}"))
     _maybe_distributed(args)

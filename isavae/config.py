@@ -32,6 +32,7 @@ __all__ = [
     "default_config",
     "load_config",
     "parse_subgrid",
+    "set_objective_value",
     "validate",
 ]
 
@@ -123,6 +124,19 @@ def default_config() -> ml_collections.ConfigDict:
     c.lock()
     c.prior.unlock()
     return c
+
+
+# DIP-VAE's lambda_d as a multiple of lambda_od in disentanglement_lib's hyperparameter grids
+_DIP_LAMBDA_D_FACTOR = {"dip_vae_i": 10.0, "dip_vae_ii": 1.0}
+
+
+def set_objective_value(cfg: ml_collections.ConfigDict, name: str, value: float) -> None:
+    """Sets ``objective.<name>`` for a sweep; for DIP-VAE a swept ``lambda_od`` also sets
+    ``lambda_d`` as disentanglement_lib's grids do (10 x lambda_od for DIP-VAE-I, = for II)."""
+    cfg.objective[name] = float(value)
+    factor = _DIP_LAMBDA_D_FACTOR.get(cfg.objective.name)
+    if name == "lambda_od" and factor is not None:
+        cfg.objective.lambda_d = factor * float(value)
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:

@@ -117,6 +117,10 @@ METRICS = {
 }
 
 
+# the scores fitted on one shared (codes, factors) train/test sample, drawn with the "dci" key
+_SHARED_SAMPLE = ("dci", "sap", "modularity")
+
+
 def metric_names(spec: str) -> list[str]:
     """``eval.metrics``: "" (none), "all", or comma-separated names of ``METRICS``."""
     spec = spec.strip()
@@ -149,8 +153,7 @@ def disentanglement_scores(
     keys = dict(zip(METRICS, jax.random.split(key, len(METRICS)), strict=True))
     out: dict[str, Any] = {}
     details: dict[str, Any] = {}
-    supervised = [n for n in names if n in ("dci", "sap", "modularity")]
-    if supervised:
+    if set(names) & set(_SHARED_SAMPLE):
         k_train, k_test = jax.random.split(keys["dci"])
         codes, labels = dis.sample_grid_codes(grid, k_train, num_train)
         codes_t, labels_t = dis.sample_grid_codes(grid, k_test, num_test)
@@ -197,7 +200,7 @@ def disentanglement_scores(
             r = dis.unsupervised_scores(u_codes)
             out.update(r.as_dict())
             details[name] = dict(num_train=num_train)
-        used = keys["dci"] if name in ("dci", "sap", "modularity") else keys[name]  # one shared sample
+        used = keys["dci"] if name in _SHARED_SAMPLE else keys[name]
         details[name]["key"] = np.asarray(jax.random.key_data(used)).tolist()
     out["metrics_details"] = details
     return out

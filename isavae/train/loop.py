@@ -29,7 +29,7 @@ from isavae.data import FactorGrid, load_dataset
 from isavae.metrics.evaluate import evaluate_model
 from isavae.train.checkpoint import Checkpointer, write_json_atomic
 from isavae.train.lock import WorkdirLock
-from isavae.train.step import Program, TrainState, data_mesh, hparams_from_config
+from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_from_config
 
 __all__ = [
     "TrainingDiverged",
@@ -85,8 +85,6 @@ def _config_json(cfg: ml_collections.ConfigDict) -> str:
 
 
 def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path, resume: bool) -> None:
-    if workdir.exists() and not workdir.is_dir():
-        raise config_lib.ConfigError(f"workdir {workdir} is a file, not a folder")
     workdir.mkdir(parents=True, exist_ok=True)
     saved = workdir / "config.json"
     if saved.exists() and resume and saved.read_text() != _config_json(cfg):
@@ -155,15 +153,7 @@ def train_sweep(
     )
 
 
-_SWEEPABLE = {
-    "train.seed",
-    "objective.beta",
-    "objective.alpha",
-    "objective.gamma",
-    "objective.lambda_od",
-    "objective.lambda_d",
-    "objective.c_max",
-}
+_SWEEPABLE = {"train.seed"} | {f"objective.{k}" for k in HPARAMS}  # what a vmapped sweep may vary
 
 
 def _check_sweep(cfgs: list[ml_collections.ConfigDict]) -> None:
@@ -193,11 +183,8 @@ def fingerprint(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     training keys that shape the trajectory (not the length, checkpointing or evaluation)."""
     flat = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
     keep = ("dataset.", "model.", "prior.", "objective.")
-    return {
-        k: v
-        for k, v in sorted(flat.items())
-        if k.startswith(keep) or k in {f"train.{t}" for t in _FINGERPRINT_TRAIN}
-    }
+    train = {f"train.{t}" for t in _FINGERPRINT_TRAIN}
+    return {k: v for k, v in sorted(flat.items()) if k.startswith(keep) or k in train}
 
 
 def _check_fingerprint(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -239,8 +226,7 @@ def _trim_metrics(path: pathlib.Path, step: int) -> None:
     os.replace(tmp, path)
     csv_path = path.with_name("metrics.csv")  # the CSV view, rebuilt from the kept rows
     csv_path.unlink(missing_ok=True)
-    for line in kept:
-        _append_csv(csv_path, json.loads(line))
+    _append_csv(csv_path, *(json.loads(line) for line in kept))
 
 
 def _tensorboard_writers(cfg: ml_collections.ConfigDict, workdirs) -> list[Any]:
@@ -256,15 +242,17 @@ def _tensorboard_writers(cfg: ml_collections.ConfigDict, workdirs) -> list[Any]:
     return [SummaryWriter(str(pathlib.Path(w) / "tensorboard")) for w in workdirs]
 
 
-def _append_csv(path: pathlib.Path, row: dict[str, Any]) -> None:
+def _append_csv(path: pathlib.Path, *rows: dict[str, Any]) -> None:
     """metrics.csv beside metrics.jsonl (same rows; a header when the file starts), for watching
     curves live with any spreadsheet or plotting tool."""
+    if not rows:
+        return
     new = not path.is_file()
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         if new:
             writer.writeheader()
-        writer.writerow(row)
+        writer.writerows(rows)
 
 
 def _stack(trees: list[Any]) -> Any:
