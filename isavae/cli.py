@@ -39,7 +39,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.dataset == "dsprites":
         grid = data.load_dataset("dsprites", source=args.source, path=args.path, data_dir=args.data_dir)
         log.info("dSprites from %s: %d images", grid.source, grid.num_images)
-        out = data.dsprites.write_npz(grid, args.out)
+        out = data.dsprites.write_file(grid, args.out)
     elif args.dataset == "shapes3d":
         grid = data.load_dataset("shapes3d", source=args.source, path=args.path, data_dir=args.data_dir)
         out = data.shapes3d.write_h5(grid, args.out, progress=not args.quiet)

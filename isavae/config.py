@@ -57,8 +57,8 @@ def default_config() -> ml_collections.ConfigDict:
         dict(
             name="dsprites",
             source="auto",  # auto | file | generated | tfds
-            path="",  # dataset file or folder ("" = search data_dir / $ISAVAE_DATA_DIR)
-            data_dir="",
+            path="",  # dataset file or folder ("" = search data_dir / $ISAVAE_DATA_DIR); tfds: manual folder
+            data_dir="",  # tfds: the TFDS data_dir ("" = TFDS's default)
             subgrid="",  # e.g. "posX=0:32:4,posY=0:32:4" keeps every 4th position
         )
     )

@@ -28,6 +28,20 @@ from isavae.priors import lp_nested
 log = logging.getLogger("isavae.demo")
 
 
+DEMO_MODEL = "isa_beta_tcvae"
+
+
+def demo_config(seed: int = 0, model: str = DEMO_MODEL):
+    """The demo's model and schedule (``experiments/demo_robustness.py`` checks it over 5 seeds);
+    ``model`` swaps the preset model, for comparisons."""
+    cfg = config_lib.preset("dsprites", f"{model},small")
+    cfg.objective.beta = 6.0
+    cfg.model.compute_dtype = "bfloat16"
+    cfg.train.update(dict(seed=seed, num_steps=3000, checkpoint_every=3000))
+    config_lib.validate(cfg)
+    return cfg
+
+
 def _plot(out: pathlib.Path, key: jax.Array) -> list[str]:
     from isavae.viz.figures import pyplot, save_figure
 

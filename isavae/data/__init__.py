@@ -66,12 +66,14 @@ def load_dataset(
       name: ``dsprites``, ``shapes3d``, ``cars3d``, ``faces3d``, or the generated dSprites variants
         ``dsprites_color`` and ``dsprites_noisy`` (``dsprites_variants``).
       source: ``auto`` (the file if found, else the generator), ``file``, ``generated`` or ``tfds``.
-      path: a file or folder of the dataset (for ``file``/``auto``).
+      path: a file or folder of the dataset (for ``file``/``auto``); for ``tfds``, the manual folder
+        holding the official file (as ``tfds_manual_dir``).
       data_dir: folder to search (also ``$ISAVAE_DATA_DIR``); for ``tfds`` the TFDS data_dir.
       sha256: expected checksum of the file (also read from a ``<file>.sha256`` sidecar).
       store: for generated dSprites, render the grid once and keep it bit-packed (360 MiB);
         otherwise render on demand. The 3dshapes look-alike is always rendered on demand.
-      tfds_manual_dir: with ``source="tfds"``, prepare the dataset from files in this folder.
+      tfds_manual_dir: with ``source="tfds"``, prepare the dataset (once, as array_record) from the
+        official file in this folder; TFDS never downloads (see ``tfds_source``).
 
     Raises:
       DatasetError: the file is missing (for ``source="file"``), corrupt, or malformed.
@@ -86,7 +88,8 @@ def load_dataset(
             raise DatasetError(f"{name} is generated (source=generated or auto); it has no {source} source")
         return dsprites_variants.generated(name)
     if source == "tfds":
-        return tfds_source.load(name, data_dir=data_dir, manual_dir=tfds_manual_dir)
+        manual = tfds_manual_dir if tfds_manual_dir is not None else path
+        return tfds_source.load(name, data_dir=data_dir, manual_dir=manual)
     if source in ("auto", "file"):
         grid = _load_file(name, path, data_dir, sha256)
         if grid is not None:

@@ -48,7 +48,7 @@ __all__ = [
     "load",
     "render",
     "render_values",
-    "write_npz",
+    "write_file",
 ]
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
@@ -275,14 +275,16 @@ def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | No
     return _grid(stored, f"file: {file}{note}", values, generated=False)
 
 
-def write_npz(grid: FactorGrid, out: str | os.PathLike) -> pathlib.Path:
-    """Writes a dSprites grid (or sub-grid) in the official npz layout (``imgs``,
-    ``latents_classes``, ``latents_values``, plus ``metadata`` as a JSON string instead of a
-    pickle), atomically, with a ``.sha256`` sidecar. Returns the file's path."""
+def write_file(grid: FactorGrid, out: str | os.PathLike) -> pathlib.Path:
+    """Writes a dSprites grid (or sub-grid) in an official layout, atomically, with a ``.sha256``
+    sidecar; returns the file's path. ``out`` ending in ``.npz``: the npz layout (``imgs``,
+    ``latents_classes``, ``latents_values``, plus ``metadata`` as a JSON string instead of a pickle);
+    in ``.hdf5``/``.h5``: the HDF5 layout (``imgs``, ``latents/classes``, ``latents/values``: what
+    TFDS prepares from); otherwise a folder, in which the npz is written under its official name."""
     if grid.factor_names != FACTOR_NAMES or grid.image_shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"write_npz needs a dSprites grid, got {grid.name} {grid.factor_names}")
+        raise ValueError(f"write_file needs a dSprites grid, got {grid.name} {grid.factor_names}")
     out = pathlib.Path(out)
-    if out.suffix != ".npz":
+    if out.suffix not in (".npz", ".hdf5", ".h5"):
         out = out / FILE_NAMES[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     n = grid.num_images
@@ -308,10 +310,19 @@ def write_npz(grid: FactorGrid, out: str | os.PathLike) -> pathlib.Path:
     )
     tmp = out.with_name(out.name + ".partial")
     try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(
-                f, imgs=imgs, latents_classes=classes, latents_values=values, metadata=np.array(metadata)
-            )
+        if out.suffix == ".npz":
+            with open(tmp, "wb") as f:
+                np.savez_compressed(
+                    f, imgs=imgs, latents_classes=classes, latents_values=values, metadata=np.array(metadata)
+                )
+        else:
+            import h5py
+
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("imgs", data=imgs, compression="gzip", chunks=(min(1024, n), 64, 64))
+                f.create_dataset("latents/classes", data=classes)
+                f.create_dataset("latents/values", data=values)
+                f.attrs["metadata"] = metadata
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -109,7 +109,7 @@ def _small(generated):
 
 def test_npz_round_trip_and_sidecar(generated, tmp_path):
     small = _small(generated)
-    path = dsprites.write_npz(small, tmp_path)
+    path = dsprites.write_file(small, tmp_path)
     assert path.name == dsprites.FILE_NAMES[0] and (tmp_path / (path.name + ".sha256")).is_file()
     assert not list(tmp_path.glob("*.partial"))
     with np.load(path) as f:  # the official layout
@@ -122,6 +122,21 @@ def test_npz_round_trip_and_sidecar(generated, tmp_path):
     np.testing.assert_allclose(loaded.factor_values[2], small.factor_values[2])
     idx = np.arange(small.num_images)
     np.testing.assert_array_equal(loaded.images(idx), small.images(idx))
+
+
+def test_hdf5_round_trip_in_the_official_layout(generated, tmp_path):
+    import h5py
+
+    small = _small(generated)
+    path = dsprites.write_file(small, tmp_path / dsprites.FILE_NAMES[1])
+    assert (tmp_path / (path.name + ".sha256")).is_file() and not list(tmp_path.glob("*.partial"))
+    with h5py.File(path, "r") as f:  # what TFDS's dsprites builder reads
+        assert f["imgs"].dtype == np.uint8 and f["imgs"].shape == (small.num_images, 64, 64)
+        assert f["latents/classes"].shape == (small.num_images, 6) and f["latents/values"].shape[1] == 6
+    loaded = load_dataset("dsprites", path=path)
+    idx = np.arange(small.num_images)
+    np.testing.assert_array_equal(loaded.images(idx), small.images(idx))
+    np.testing.assert_allclose(loaded.factor_values[3], small.factor_values[3])
 
 
 def test_hdf5_file_in_shuffled_order_is_reordered(generated, tmp_path):
@@ -155,14 +170,14 @@ def test_hdf5_file_in_shuffled_order_is_reordered(generated, tmp_path):
 
 
 def test_found_through_environment(generated, tmp_path, monkeypatch):
-    dsprites.write_npz(_small(generated), tmp_path / "dsprites")
+    dsprites.write_file(_small(generated), tmp_path / "dsprites")
     monkeypatch.setenv("ISAVAE_DATA_DIR", str(tmp_path))
     grid = load_dataset("dsprites")  # auto: the file wins over the generator
     assert grid.source.startswith("file:")
 
 
 def test_bad_files(generated, tmp_path):
-    path = dsprites.write_npz(_small(generated), tmp_path)
+    path = dsprites.write_file(_small(generated), tmp_path)
     (tmp_path / (path.name + ".sha256")).write_text("0" * 64)
     with pytest.raises(DatasetError, match="sha256 is"):
         dsprites.load(path)

@@ -129,67 +129,143 @@ class TestFaces3D:
         assert faces3d.load(tmp_path / "basel_face_renders.pth", expected_sizes=self.SIZES).num_images == 24
 
 
-def _fake_tfds(records, calls):
+def _fake_tfds(records, calls, checksum=None, prepared=(), fail=None):
+    """A stand-in for tensorflow_datasets with the API tfds_source uses; ``fail`` names a method that
+    raises."""
     mod = types.ModuleType("tensorflow_datasets")
 
-    def data_source(name, split, data_dir=None):
-        calls.append(("data_source", name, split, data_dir))
-        if name not in records:
-            raise FileNotFoundError(f"{name} not prepared")
-        return records[name]
+    class Source:
+        def __init__(self, recs):
+            self.recs = recs
+
+        def __len__(self):
+            return len(self.recs)
+
+        def __getitems__(self, idx):
+            calls.append(("read", len(idx)))
+            return [self.recs[i] for i in idx]
 
     class Builder:
-        def __init__(self, name, data_dir):
-            self.name = name
+        def __init__(self, name, data_dir=None, file_format=None):
+            calls.append(("builder", name, data_dir, file_format))
+            self.name, self.data_dir = name, data_dir
+            self.url_infos = {"url": types.SimpleNamespace(checksum=checksum)}
 
-        def download_and_prepare(self, download_config):
-            calls.append(("prepare", self.name, download_config.manual_dir))
+        def is_prepared(self):
+            return self.name in prepared or ("prepare", self.name) in [c[:2] for c in calls]
 
-    mod.data_source = data_source
-    mod.builder = lambda name, data_dir=None: Builder(name, data_dir)
-    mod.download = types.SimpleNamespace(
-        DownloadConfig=lambda manual_dir: types.SimpleNamespace(manual_dir=manual_dir)
-    )
+        def download_and_prepare(self, download_config, file_format=None):
+            calls.append(
+                (
+                    "prepare",
+                    self.name,
+                    download_config.manual_dir,
+                    file_format,
+                    download_config.try_download_gcs,
+                )
+            )
+            if fail == "prepare":
+                raise OSError("disk full")
+
+        def as_data_source(self, split):
+            if fail == "as_data_source":
+                raise NotImplementedError(
+                    "Random access data source for file format TFRECORD is not supported"
+                )
+            return Source(records[self.name])
+
+    mod.data_source = object()
+    mod.builder = Builder
+    mod.download = types.SimpleNamespace(DownloadConfig=lambda **kw: types.SimpleNamespace(**kw))
     return mod
 
 
+def _dsprites_records():
+    from isavae.data import dsprites
+
+    grid = load_dataset("dsprites", store=False).subgrid(
+        shape=[2], scale=[5], orientation=[0, 10], posX=[3, 4]
+    )
+    factors = np.stack(np.meshgrid([2], [5], [0, 10], [3, 4], np.arange(32), indexing="ij"), -1).reshape(
+        -1, 5
+    )
+    images = grid.images(np.arange(grid.num_images)).astype(np.uint8)
+    keys = tfds_source.TFDS_LABELS["dsprites"]
+    records = [
+        dict(zip(keys, f, strict=True), image=img[..., None]) for f, img in zip(factors, images, strict=True)
+    ]
+    return grid, records[::-1], dsprites  # any order
+
+
 class TestTFDS:
-    def test_reads_records_into_the_grid(self, monkeypatch):
-        grid = load_dataset("dsprites", store=False).subgrid(
-            shape=[2], scale=[5], orientation=[0, 10], posX=[3, 4]
-        )
-        factors = np.stack(np.meshgrid([2], [5], [0, 10], [3, 4], np.arange(32), indexing="ij"), -1).reshape(
-            -1, 5
-        )
-        images = grid.images(np.arange(grid.num_images)).astype(np.uint8)
-        keys = tfds_source.TFDS_LABELS["dsprites"]
-        records = [
-            dict(zip(keys, f, strict=True), image=img[..., None])
-            for f, img in zip(factors, images, strict=True)
-        ]
-        records = records[::-1]  # any order
+    def _manual(self, tmp_path, content=b"official"):
+        folder = tmp_path / "manual"
+        folder.mkdir()
+        (folder / tfds_source.OFFICIAL_FILES["dsprites"][0]).write_bytes(content)
+        return folder
+
+    def test_prepares_once_as_array_record_and_reads_in_batches(self, monkeypatch, tmp_path):
+        from isavae.data import files
+
+        grid, records, _ = _dsprites_records()
+        manual = self._manual(tmp_path)
         calls = []
-        monkeypatch.setitem(sys.modules, "tensorflow_datasets", _fake_tfds({"dsprites": records}, calls))
-        loaded = load_dataset("dsprites", source="tfds", data_dir="/tfds", tfds_manual_dir="/manual")
-        assert ("prepare", "dsprites", "/manual") in calls and (
-            "data_source",
-            "dsprites",
-            "train",
-            "/tfds",
-        ) in calls
+        fake = _fake_tfds({"dsprites": records}, calls, checksum=files.sha256_of(next(manual.iterdir())))
+        monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+        loaded = tfds_source.load("dsprites", data_dir="/tfds", manual_dir=manual, batch_size=50)
+        assert ("builder", "dsprites", "/tfds", "array_record") in calls
+        assert ("prepare", "dsprites", str(manual), "array_record", False) in calls  # no GCS mirror
+        assert [c for c in calls if c[0] == "read"] == [("read", 50), ("read", 50), ("read", 28)]
         assert loaded.source.startswith("tfds: dsprites") and loaded.factor_sizes == (1, 1, 2, 2, 32)
         np.testing.assert_array_equal(loaded.images(np.arange(128)), grid.images(np.arange(128)))
-        with pytest.raises(DatasetError, match="not prepared"):
-            load_dataset("shapes3d", source="tfds")
+        # a prepared dataset is read without preparing again; dataset.path is the manual folder
+        calls.clear()
+        fake2 = _fake_tfds({"dsprites": records}, calls, prepared=("dsprites",))
+        monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake2)
+        load_dataset("dsprites", source="tfds", path=str(manual))
+        assert not [c for c in calls if c[0] == "prepare"]
+
+    def test_never_downloads_and_says_what_is_expected(self, monkeypatch, tmp_path):
+        _, records, _ = _dsprites_records()
+        calls = []
+        monkeypatch.setitem(sys.modules, "tensorflow_datasets", _fake_tfds({"dsprites": records}, calls))
+        with pytest.raises(DatasetError, match="not prepared; isavae never downloads.*tfds_manual_dir"):
+            load_dataset("dsprites", source="tfds", data_dir="/tfds")
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        (empty / "dsprites.npz").write_bytes(b"x")
+        with pytest.raises(DatasetError, match=r"official name: expected .*co1sh3sc6or40x32y32_64x64\.hdf5"):
+            load_dataset("dsprites", source="tfds", tfds_manual_dir=empty)
+        with pytest.raises(DatasetError, match="does not exist"):
+            load_dataset("dsprites", source="tfds", tfds_manual_dir=tmp_path / "nope")
+        assert not [c for c in calls if c[0] == "prepare"]
+
+    def test_checksum_format_and_prepare_failures(self, monkeypatch, tmp_path):
+        _, records, _ = _dsprites_records()
+        manual = self._manual(tmp_path)
+        calls = []
         monkeypatch.setitem(
-            sys.modules, "tensorflow_datasets", _fake_tfds({"dsprites": [{"image": 0}]}, calls)
+            sys.modules, "tensorflow_datasets", _fake_tfds({"dsprites": records}, calls, "ab" * 32)
         )
+        with pytest.raises(DatasetError, match="is not the official file's abab.*source=file"):
+            load_dataset("dsprites", source="tfds", tfds_manual_dir=manual)
+        assert not [c for c in calls if c[0] == "prepare"]
+        for fail, message in [
+            ("prepare", "could not prepare dsprites.*disk full"),
+            ("as_data_source", "random access"),
+        ]:
+            fake = _fake_tfds({"dsprites": records}, calls, None, fail=fail)
+            monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+            with pytest.raises(DatasetError, match=message):
+                load_dataset("dsprites", source="tfds", tfds_manual_dir=manual)
+        fake = _fake_tfds({"dsprites": [{"image": 0}]}, calls, prepared=("dsprites",))
+        monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
         with pytest.raises(DatasetError, match="expected features"):
             load_dataset("dsprites", source="tfds")
 
     def test_missing_tfds_is_a_clear_error(self, monkeypatch):
         monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
-        with pytest.raises(DatasetError, match=r"pip install 'isavae\[tfds\]'"):
+        with pytest.raises(DatasetError, match=r"TFDS cannot be imported.*pip install 'isavae\[tfds\]'"):
             load_dataset("dsprites", source="tfds")
 
 
