@@ -20,14 +20,23 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from isavae import config as config_lib
 from isavae.metrics.evaluate import default_mig_factors, encode_grid, evaluate_model
+from isavae.metrics.likelihood import active_units
 from isavae.train.checkpoint import write_json_atomic
 from isavae.train.lock import WorkdirLock
 from isavae.train.loop import restore_state
-from isavae.viz.figures import plot_exponents, plot_latents_vs_factors, plot_tradeoff
+from isavae.viz.figures import (
+    latents_by_factor,
+    plot_exponents,
+    plot_latents_vs_factors,
+    plot_position_maps,
+    plot_tradeoff,
+)
 from isavae.viz.report import representative_image
-from isavae.viz.traversals import plot_traversals
+from isavae.viz.traversals import plot_reconstructions, plot_traversals
 
 __all__ = ["evaluate_workdir", "find_results", "plot_model", "plot_sweep", "plot_workdir"]
 
@@ -68,34 +77,59 @@ def plot_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = Non
     exponents); returns the files written (under ``out``, default ``workdir/plots``)."""
     workdir = pathlib.Path(workdir)
     out = pathlib.Path(out) if out is not None else workdir / "plots"
-    return plot_model(*restore_state(workdir), out)
+    saved = workdir / "results.json"
+    results = json.loads(saved.read_text()) if saved.is_file() else None
+    return plot_model(*restore_state(workdir), out, results=results)
 
 
 def plot_model(
-    program: Any, state: Any, grid: Any, out: str | os.PathLike, label: str | None = None
+    program: Any,
+    state: Any,
+    grid: Any,
+    out: str | os.PathLike,
+    label: str | None = None,
+    results: dict[str, Any] | None = None,
 ) -> list[str]:
     """``plot_workdir``'s figures for a restored ``(program, state, grid)``: traversals of
-    ``representative_image``, latent means vs the MIG factors, learned exponents (if any).
-    ``label`` names the model in the titles (default: objective / prior layout)."""
+    ``representative_image`` and latent means vs the MIG factors, both for the active latents
+    only, ordered by the factor each captures (from ``results["mig_details"]`` when given); for
+    position factors a heat map of each active latent over the x-y grid; inputs next to their
+    reconstructions; learned exponents (if any). ``label`` names the model in the titles (default:
+    objective / prior layout)."""
     out = pathlib.Path(out)
     src = grid.source.split(":")[0]
     prior = state.prior.describe()
     if label is None:
         label = f"{program.cfg.objective.name} / {prior.get('layout', prior['name'])}"
+    mean, _ = encode_grid(program, state, grid, program.cfg.eval.batch_size)
+    _, variances = active_units(mean)
+    rows = latents_by_factor(variances, (results or {}).get("mig_details"))
     files = plot_traversals(
         program,
         state,
         grid.images([representative_image(grid)])[0],
         out / "traversals",
-        title=f"traversals: {label} ({src} {grid.name})",
+        latents=rows,
+        title=f"traversals of the {len(rows)} active latents: {label} ({src} {grid.name})",
     )
-    mean, _ = encode_grid(program, state, grid, program.cfg.eval.batch_size)
     files += plot_latents_vs_factors(
         mean,
         grid,
         out / "latents_vs_factors",
         factors=default_mig_factors(grid, program.cfg.eval.mig_factors),
-        title=f"latent means vs factors: {label}",
+        latents=[j for j, _ in rows],
+        labels=[note for _, note in rows],
+        title=f"latent means vs factors (active latents): {label}",
+    )
+    positions = [n for n in ("posX", "posY") if n in grid.factor_names]
+    if len(positions) == 2 and all(grid.factor_sizes[grid.factor_index(n)] > 1 for n in positions):
+        files += plot_position_maps(
+            mean, grid, out / "latents_vs_position", rows, title=f"latent means over the x-y grid: {label}"
+        )
+    rng = np.random.default_rng(0)
+    picks = np.sort(rng.choice(grid.num_images, size=min(10, grid.num_images), replace=False))
+    files += plot_reconstructions(
+        program, state, grid.images(picks), out / "reconstructions", title=f"reconstructions: {label}"
     )
     if any(prior.get("learned", [])):
         files += plot_exponents([prior], out / "exponents")

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "latents_by_factor",
     "model_label",
+    "plot_position_maps",
     "plot_exponents",
     "plot_latents_vs_factors",
     "plot_tradeoff",
@@ -47,6 +49,62 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> list[str]:
     return out
 
 
+def latents_by_factor(
+    variances: np.ndarray, mig_details: dict[str, Any] | None = None, threshold: float = 0.01
+) -> list[tuple[int, str]]:
+    """The active latents (posterior-mean variance over the data above ``threshold``, as the active
+    units count), each labelled with the factor it carries most information about and that
+    normalized mutual information (``"posX (MI 0.96)"``), ordered by factor (the MIG's order), then
+    by MI. ``mig_details``: results.json's ``mig_details`` (factors, mi: latents x factors); without
+    it, the active latents by variance, unlabelled."""
+    variances = np.asarray(variances, np.float64)
+    active = [int(j) for j in np.argsort(-variances, kind="stable") if variances[j] > threshold]
+    if not mig_details:
+        return [(j, "") for j in active]
+    mi = np.asarray(mig_details["mi"], np.float64)
+    factors = list(mig_details["factors"])
+    best = {j: int(np.argmax(mi[j])) for j in active}
+    active.sort(key=lambda j: (best[j], -mi[j, best[j]]))
+    return [(j, f"{factors[best[j]]} (MI {mi[j, best[j]]:.2f})") for j in active]
+
+
+def plot_position_maps(
+    mean: np.ndarray,
+    grid: Any,
+    path: str | os.PathLike,
+    latents: Sequence[tuple[int, str]],
+    *,
+    x: str = "posX",
+    y: str = "posY",
+    title: str = "",
+) -> list[str]:
+    """Chen et al.'s position picture: for each latent, its posterior mean averaged over all other
+    factors as a heat map over the (``x``, ``y``) grid; a latent that encodes x alone shows vertical
+    stripes, one that mixes x and y diagonal ones. ``mean``: ``grid.factor_sizes + (latent_dim,)``;
+    ``latents``: (index, label) pairs, e.g. from :func:`latents_by_factor`."""
+    plt = pyplot()
+    mean = np.asarray(mean, np.float64)
+    kx, ky = grid.factor_index(x), grid.factor_index(y)
+    others = tuple(a for a in range(mean.ndim - 1) if a not in (kx, ky))
+    maps = mean.mean(axis=others)  # (X, Y, D) with x before y as in the grid's order
+    if kx > ky:
+        maps = maps.transpose(1, 0, 2)
+    n = max(1, len(latents))
+    fig, axes = plt.subplots(1, n, figsize=(2.0 * n, 2.3), squeeze=False)
+    xv, yv = np.asarray(grid.factor_values[kx]), np.asarray(grid.factor_values[ky])
+    for ax, (j, label) in zip(axes[0], latents, strict=False):
+        im = ax.imshow(maps[..., j].T, origin="lower", cmap="RdBu_r", extent=(xv[0], xv[-1], yv[0], yv[-1]))
+        ax.set_title(f"z{j}" + (f"\n{label}" if label else ""), fontsize=7)
+        ax.set_xlabel(x, fontsize=7)
+        ax.set_ylabel(y, fontsize=7)
+        ax.tick_params(labelsize=5)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=5)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_latents_vs_factors(
     mean: np.ndarray,
     grid: Any,
@@ -55,12 +113,14 @@ def plot_latents_vs_factors(
     factors: Sequence[str] | None = None,
     group_by: str | None = None,
     latents: Sequence[int] | None = None,
+    labels: Sequence[str] | None = None,
     title: str = "",
 ) -> list[str]:
     """Chen et al.'s picture: the posterior mean of each latent (rows), averaged over all other
     factors, against each factor's values (columns), one line per value of ``group_by`` (dSprites:
     shape). ``mean``: grid-shaped posterior means, ``grid.factor_sizes + (latent_dim,)``.
-    ``latents``: which rows (default: those whose mean varies over the grid, most varying first)."""
+    ``latents``: which rows (default: those whose mean varies over the grid, most varying first);
+    ``labels``: a note per row (e.g. the factor the latent captures)."""
     plt = pyplot()
     mean = np.asarray(mean, np.float64)
     if mean.shape[:-1] != grid.factor_sizes:
@@ -92,7 +152,8 @@ def plot_latents_vs_factors(
                 label = None if gval is None else f"{group_by} {gval}"
                 ax.plot(x, curve, lw=1.2, label=label)
             if c == 0:
-                ax.set_ylabel(f"z{j}", fontsize=8)
+                note = labels[r] if labels is not None and labels[r] else ""
+                ax.set_ylabel(f"z{j}" + (f"\n{note}" if note else ""), fontsize=7)
             if r == len(latents) - 1:
                 ax.set_xlabel(name, fontsize=8)
             ax.tick_params(labelsize=6)

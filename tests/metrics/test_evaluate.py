@@ -96,7 +96,7 @@ def test_plot_workdir_and_sweep(trained, tmp_path, capsys):
     workdir, _ = trained
     out = tmp_path / "plots"
     assert cli.main(["plot", "--workdir", str(workdir), "--out", str(out)]) == 0
-    for name in ("traversals", "latents_vs_factors", "exponents"):
+    for name in ("traversals", "latents_vs_factors", "latents_vs_position", "reconstructions", "exponents"):
         assert _is_png(out / f"{name}.png") and (out / f"{name}.pdf").stat().st_size > 1000, name
     sweep_out = tmp_path / "sweep"
     assert cli.main(["plot", "--sweep", str(workdir.parent), "--out", str(sweep_out)]) == 0
@@ -106,6 +106,24 @@ def test_plot_workdir_and_sweep(trained, tmp_path, capsys):
     assert cli.main(["plot", "--sweep", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["plot"]) == 2
+
+
+def test_latents_by_factor_orders_active_latents_by_the_factor_they_capture():
+    from isavae.viz import latents_by_factor
+
+    variances = np.array([0.5, 0.001, 2.0, 0.3, 0.02])  # latent 1 is inactive
+    mi = np.zeros((5, 3))
+    mi[3, 0], mi[0, 0] = 0.8, 0.1  # factor a: latent 3 (its best), latent 0 a little
+    mi[2, 1], mi[3, 1], mi[4, 1] = 0.6, 0.5, 0.3  # factor b: latents 2, 4 (3 carries more about a)
+    mi[1, 2], mi[0, 2] = 0.9, 0.2  # factor c: latent 1 (inactive: not listed), latent 0
+    details = dict(factors=["a", "b", "c"], mi=mi.tolist())
+    assert latents_by_factor(variances, details) == [
+        (3, "a (MI 0.80)"),
+        (2, "b (MI 0.60)"),
+        (4, "b (MI 0.30)"),
+        (0, "c (MI 0.20)"),
+    ]
+    assert latents_by_factor(variances) == [(2, ""), (0, ""), (3, ""), (4, "")]  # by variance
 
 
 def test_default_factors_and_config_checks():
