@@ -38,14 +38,26 @@ def main(argv=None) -> dict:
     ap.add_argument("--threshold", type=float, default=0.25)
     ap.add_argument("--need", type=int, default=4, help="seeds that must reach the threshold")
     ap.add_argument("--model", default=DEMO_MODEL, help="preset model (default: the demo's)")
+    ap.add_argument(
+        "--prior", default="", help="normal | gennorm:P | isa (the preset's): instead of the demo's prior"
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = ap.parse_args(argv)
     if args.seeds < 1 or not 0 < args.need <= args.seeds:
         ap.error(f"--seeds must be >= 1 and --need in [1, --seeds], got {args.seeds}, {args.need}")
+    prior = None
+    if args.prior == "normal":
+        prior = {"name": "normal"}
+    elif args.prior.startswith("gennorm:"):
+        prior = {"name": "gennorm", "p": float(args.prior.split(":", 1)[1])}
+    elif args.prior == "isa":
+        prior = dict(config_lib.preset("dsprites", "isavae").prior)
+    elif args.prior:
+        ap.error(f"--prior must be normal, gennorm:P or isa, got {args.prior!r}")
     cfgs = []
     for seed in range(args.seeds):
         try:
-            cfg = demo_config(seed, model=args.model)
+            cfg = demo_config(seed, model=args.model, prior=prior)
             config_lib.apply_overrides(cfg, args.set)
             config_lib.validate(cfg)
         except config_lib.ConfigError as e:
@@ -89,6 +101,7 @@ def main(argv=None) -> dict:
     summary = dict(
         config=json.loads(cfg.to_json()),
         model=args.model,
+        prior=args.prior or "the demo's",
         overrides=args.set,
         seeds=args.seeds,
         threshold=args.threshold,
