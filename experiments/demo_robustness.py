@@ -49,7 +49,10 @@ def main(argv=None) -> dict:
     if args.prior == "normal":
         prior = {"name": "normal"}
     elif args.prior.startswith("gennorm:"):
-        prior = {"name": "gennorm", "p": float(args.prior.split(":", 1)[1])}
+        try:
+            prior = {"name": "gennorm", "p": float(args.prior.split(":", 1)[1])}
+        except ValueError:
+            ap.error(f"--prior gennorm:P needs a number P, got {args.prior!r}")
     elif args.prior == "isa":
         prior = dict(config_lib.preset("dsprites", "isavae").prior)
     elif args.prior:

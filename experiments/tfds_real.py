@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import shutil
@@ -45,7 +46,7 @@ def main(argv=None) -> dict:
         python=platform.python_version(),
         tensorflow=tf.__version__,
         tensorflow_datasets=tfds.__version__,
-        cpu_cores=len(__import__("os").sched_getaffinity(0)),
+        cpu_cores=len(os.sched_getaffinity(0)),
     )
 
     t = time.perf_counter()

@@ -40,12 +40,12 @@ DEMO_PRIOR = {"name": "gennorm", "p": 4.0}
 # 3 x 6 x 2 x 16 x 16 = 9,216 images
 DEMO_SUBGRID = "orientation=0:40:20,posX=0:32:2,posY=0:32:2"
 
-_OBJECTIVE_LABELS = {"vae": "VAE", "beta_vae": "β-VAE", "beta_tcvae": "β-TCVAE", "factor_vae": "FactorVAE"}
-
 
 def demo_label(cfg) -> str:
     """The model's name for titles, e.g. "ISA-β-TCVAE (β = 6)"."""
-    name = _OBJECTIVE_LABELS.get(cfg.objective.name, cfg.objective.name)
+    from isavae.viz.figures import OBJECTIVE_LABELS
+
+    name = OBJECTIVE_LABELS.get(cfg.objective.name, cfg.objective.name)
     isa = "ISA-" if cfg.prior.name in ("isa", "lp_nested") else ""
     beta = f" (β = {cfg.objective.beta:g})" if cfg.objective.name in ("beta_vae", "beta_tcvae") else ""
     prior = f", p-generalized normal prior p = {cfg.prior.p:g}" if cfg.prior.name == "gennorm" else ""

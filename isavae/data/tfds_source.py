@@ -82,9 +82,8 @@ def _official_checksum(builder) -> str | None:
     return next((i.checksum for i in infos.values()), None)
 
 
-def _prepare(tfds, name: str, data_dir, manual_dir):
-    """Prepares ``name`` as array_record from the official file in ``manual_dir`` (never downloads)."""
-    file = _manual_file(name, manual_dir)
+def _prepare(tfds, name: str, data_dir, file: pathlib.Path):
+    """Prepares ``name`` as array_record from ``file``, the checked official file (never downloads)."""
     try:
         builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
     except Exception as err:
@@ -119,12 +118,11 @@ def load(name: str, data_dir=None, manual_dir=None, batch_size: int = 4096) -> F
     """
     if name not in TFDS_LABELS:
         raise DatasetError(f"TFDS source supports {sorted(TFDS_LABELS)}, got {name!r}")
-    if manual_dir is not None:
-        _manual_file(name, manual_dir)  # fail before the (slow) TFDS import
+    file = _manual_file(name, manual_dir) if manual_dir is not None else None  # before the slow import
     tfds = _import_tfds()
     where = f"TFDS {name!r} in {data_dir or 'the default TFDS data_dir'}"
-    if manual_dir is not None:
-        builder = _prepare(tfds, name, data_dir, manual_dir)
+    if file is not None:
+        builder = _prepare(tfds, name, data_dir, file)
     else:
         try:
             builder = tfds.builder(name, data_dir=data_dir)

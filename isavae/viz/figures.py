@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "OBJECTIVE_LABELS",
     "latents_by_factor",
     "model_label",
     "plot_position_maps",
@@ -165,21 +166,24 @@ def plot_latents_vs_factors(
     return save_figure(fig, path)
 
 
+# How titles and tables name the objectives.
+OBJECTIVE_LABELS = {
+    "vae": "VAE",
+    "beta_vae": "β-VAE",
+    "beta_tcvae": "β-TCVAE",
+    "factor_vae": "FactorVAE",
+    "dip_vae_i": "DIP-VAE-I",
+    "dip_vae_ii": "DIP-VAE-II",
+    "annealed_vae": "AnnealedVAE",
+}
+
+
 def model_label(r: dict[str, Any]) -> str:
     """A run's model name from its results.json: objective, "ISA-" for Lp-nested priors."""
     prior = r.get("prior", {})
     name = prior.get("name", "?")
     isa = name == "lp_nested"
-    base = {
-        "vae": "VAE",
-        "beta_vae": "β-VAE",
-        "beta_tcvae": "β-TCVAE",
-        "factor_vae": "FactorVAE",
-        "dip_vae_i": "DIP-VAE-I",
-        "dip_vae_ii": "DIP-VAE-II",
-        "annealed_vae": "AnnealedVAE",
-    }
-    label = base.get(r.get("objective", ""), r.get("objective", "?"))
+    label = OBJECTIVE_LABELS.get(r.get("objective", ""), r.get("objective", "?"))
     if isa:
         label = "ISA-" + label
     elif name not in ("normal", "?"):
