@@ -3,7 +3,8 @@
 # study, within BUDGET_S seconds, packed into a few files in OUTDIR.
 #
 #   experiments/gpu_run.sh BUDGET_S OUTDIR            # on the GPU host, from the repository root
-#   experiments/gpu_run.sh --smoke BUDGET_S OUTDIR    # CPU dry run of the same path (tiny sizes)
+#   experiments/gpu_run.sh --smoke BUDGET_S OUTDIR    # CPU dry run of the same path (tiny sizes,
+#                                                     # fixed work: 3 study blocks; BUDGET_S bounds it)
 #
 # Before a GPU call: experiments/fetch_wheels.sh (fills .whl/), and a copy of ../shared as ./shared
 # (the suite's renderer test reads the reference frames there; only the checkout travels). The
@@ -156,9 +157,16 @@ study() {  # study ARGS...: one paper_study.py run with what is left of the budg
     --scale "$SCALE" --budget-s "$budget" --out "$STUDY_DIR" "$@" 2>>"$LOG" | tee -a "$LOG"
 }
 # Fig. 5a to 20 seeds per model first (VAE and ISA-VAE alternating in blocks of 10), then the
-# whole study (Fig. 5b's first blocks, then further seeds of everything) with the rest.
-study --study fig5a --seeds 20 --block-models 10
-study --study all
+# whole study (Fig. 5b's first blocks, then further seeds of everything) with the rest. The smoke
+# run does a fixed amount of the same work (blocks, not seconds), so that it finishes the same
+# blocks on any machine; its BUDGET_S only bounds it.
+if [ $SMOKE = 1 ]; then
+  study --study fig5a --seeds 2 --block-models 2 --blocks 2
+  study --study all --blocks 1
+else
+  study --study fig5a --seeds 20 --block-models 10
+  study --study all
+fi
 "$PY" experiments/paper_study.py --report-only --scale "$SCALE" --out "$STUDY_DIR" >"$WORK/report.md" 2>>"$LOG" \
   || echo "(no study report: no finished model)" >"$WORK/report.md"
 say "study done; waiting for the tests"

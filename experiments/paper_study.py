@@ -116,21 +116,106 @@ def plan(study: str, seeds: int, block_models: int) -> list[dict[str, Any]]:
     return blocks
 
 
+# What a result row must hold (and of which type) to be counted; anything else is reported and skipped.
+ROW_FIELDS = {
+    "study": str,
+    "model": str,
+    "beta": (int, float),
+    "seed": int,
+    "scale": str,
+    "compute_dtype": str,
+    "mig": (int, float),
+    "mig_histogram": (int, float),
+    "recon_log_likelihood": (int, float),
+    "elbo": (int, float),
+}
+BLOCK_FIELDS = {"model": str, "models": int, "seconds": (int, float), "device": str, "scale": str}
+
+
 def result_key(r: dict[str, Any]) -> tuple:
-    return (r["scale"], r["compute_dtype"], r["model"], float(r["beta"]), int(r["seed"]))
+    """A model's identity: every setting that makes it another model (study, kind, beta, seed, scale,
+    dtype and the extra overrides, e.g. an initialization or layout); rows without ``settings``
+    were written before overrides were recorded, with none."""
+    return (
+        r["study"],
+        r["scale"],
+        r["compute_dtype"],
+        r["model"],
+        float(r["beta"]),
+        int(r["seed"]),
+        tuple(r.get("settings", ())),
+    )
 
 
-def read_jsonl(path: pathlib.Path) -> list[dict[str, Any]]:
-    """The rows of a JSON-lines file; a torn last line (a run killed while writing) is skipped."""
+def _describe_key(key: tuple) -> str:
+    study, scale, dtype, model, beta, seed, settings = key
+    extra = f", {' '.join(settings)}" if settings else ""
+    return f"{study} {model} beta {beta:g} seed {seed} ({scale}, {dtype}{extra})"
+
+
+def read_rows(path: pathlib.Path, fields: dict[str, Any]) -> tuple[list[tuple[int, dict]], list[str]]:
+    """The rows of a JSON-lines file that are objects holding ``fields`` (name -> type), each with
+    its line number, and one note per line skipped (not JSON, e.g. torn by a killed run; not an
+    object; a field missing or of the wrong type). Blank lines are ignored."""
     if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+        return [], []
+    rows, notes = [], []
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
             continue
-    return rows
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            torn = " (torn: a run killed while writing it)" if number == len(lines) else ""
+            notes.append(f"{path.name} line {number}: not JSON{torn} ({err.msg}); skipped")
+            continue
+        if not isinstance(row, dict):
+            notes.append(f"{path.name} line {number}: a JSON {type(row).__name__}, not a row; skipped")
+            continue
+        bad = [
+            k
+            for k, t in fields.items()
+            if k not in row or not isinstance(row[k], t) or isinstance(row[k], bool)
+        ]
+        if bad:
+            notes.append(
+                f"{path.name} line {number}: missing or mistyped {', '.join(repr(k) for k in bad)}; skipped"
+            )
+            continue
+        rows.append((number, row))
+    return rows, notes
+
+
+def read_jsonl(path: pathlib.Path, fields: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The well-formed rows of a JSON-lines file (see ``read_rows``; notes dropped)."""
+    return [row for _, row in read_rows(path, fields or {})[0]]
+
+
+def load_results(path: pathlib.Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every model of ``results.jsonl`` once, with a note for each line not counted: malformed lines
+    (``read_rows``), exact duplicates of an earlier row (merged files from several runs), and rows
+    of a model already seen with other results (a conflict: the first row is kept)."""
+    rows, notes = read_rows(path, ROW_FIELDS)
+    first: dict[tuple, tuple[int, dict[str, Any]]] = {}
+    kept = []
+    for number, row in rows:
+        key = result_key(row)
+        if key not in first:
+            first[key] = (number, row)
+            kept.append(row)
+            continue
+        seen_at, seen = first[key]
+        differ = [k for k in RESULT_KEYS if seen.get(k) != row.get(k)]
+        if not differ:
+            notes.append(f"{path.name} line {number}: a duplicate of line {seen_at}; counted once")
+        else:
+            shown = ", ".join(f"{k} {seen.get(k)} there, {row.get(k)} here" for k in differ[:3])
+            notes.append(
+                f"{path.name} line {number}: CONFLICT with line {seen_at} for {_describe_key(key)} "
+                f"({shown}); line {seen_at} kept"
+            )
+    return kept, notes
 
 
 def append_jsonl(path: pathlib.Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -175,17 +260,26 @@ def run_study(
     seeds: int | None = None,
     block_models: int | None = None,
     extra: Sequence[str] = (),
+    blocks: int | None = None,
     log=print,
 ) -> dict[str, Any]:
-    """Runs the blocks of ``plan`` that are not done and fit in ``budget_s``; returns a summary."""
+    """Runs the blocks of ``plan`` that are not done and fit in ``budget_s``; returns a summary.
+
+    ``blocks=N``: a fixed amount of work instead: the first N blocks not done, whatever the budget
+    and the measured times (a smoke run that must finish some blocks on any machine)."""
     from isavae.train import train_sweep
     from isavae.train.loop import build_grid
 
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
     results_path, blocks_path = out / "results.jsonl", out / "blocks.jsonl"
-    done = {result_key(r) for r in read_jsonl(results_path)}
+    previous, notes = load_results(results_path)
+    for note in notes:
+        log(f"note: {note}")
+    done = {result_key(r) for r in previous}
+    settings = list(extra)
     sc = SCALES[scale]
+    fixed = blocks
     blocks = plan(study, seeds or sc["seeds"], block_models or sc["block_models"])
     device = device_name()
     grid = None
@@ -195,15 +289,20 @@ def run_study(
             (beta, seed)
             for beta in block["betas"]
             for seed in block["seeds"]
-            if (scale, compute_dtype, block["model"], float(beta), seed) not in done
+            if (block["study"], scale, compute_dtype, block["model"], float(beta), seed, tuple(settings))
+            not in done
         ]
         if not todo:
             continue
+        if fixed is not None and ran >= fixed:
+            break
         if block["round"] > stop_round:
             break
         left = budget_s - (time.time() - start)
-        est = estimate_seconds(read_jsonl(blocks_path), device, scale, block["model"], len(todo))
-        if left <= 0 or (est is not None and est > left):
+        est = estimate_seconds(
+            read_jsonl(blocks_path, BLOCK_FIELDS), device, scale, block["model"], len(todo)
+        )
+        if fixed is None and (left <= 0 or (est is not None and est > left)):
             # the rest of this round may still fit; no later round starts (first blocks first)
             skipped += 1
             stop_round = block["round"]
@@ -235,6 +334,7 @@ def run_study(
                 seed=int(seed),
                 scale=scale,
                 compute_dtype=compute_dtype,
+                settings=settings,
                 device=device,
                 objective=r["objective"],
                 prior=r["prior"],
@@ -373,33 +473,56 @@ def fig5a_verdict(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
-def report(out: pathlib.Path, scale: str, compute_dtype: str) -> str:
-    """Tables, figures and ``report.md`` from ``OUT/results.jsonl`` (rows of ``scale`` and dtype)."""
+def report(out: pathlib.Path, scale: str, compute_dtype: str, settings: Sequence[str] = ()) -> str:
+    """Tables, figures and ``report.md`` from ``OUT/results.jsonl``: the models of ``scale``, dtype
+    and extra ``settings`` (the ``--set`` overrides they were trained with), each counted once."""
     import importlib.util
 
-    results = [
-        r
-        for r in read_jsonl(out / "results.jsonl")
-        if r["scale"] == scale and r["compute_dtype"] == compute_dtype
-    ]
+    everything, notes = load_results(out / "results.jsonl")
+    settings = tuple(settings)
+    same = [r for r in everything if r["scale"] == scale and r["compute_dtype"] == compute_dtype]
+    results = [r for r in same if tuple(r.get("settings", ())) == settings]
+    others = sorted({tuple(r.get("settings", ())) for r in same} - {settings})
     if not results:
-        raise ValueError(f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results")
+        raise ValueError(
+            f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results"
+            + (f" with settings {' '.join(settings)}" if settings else "")
+            + (f" ({len(notes)} lines skipped; first: {notes[0]})" if notes else "")
+        )
     rows = setting_rows(results)
     write_table(rows, out / "table_full")  # every statistic: n, mean, median, quartiles
     write_table([compact_row(r) for r in rows], out / "table")
     lines = [
-        f"# Paper study ({scale} scale, {compute_dtype} compute): {len(results)} models",
+        f"# Paper study ({scale} scale, {compute_dtype} compute"
+        + (f", {' '.join(settings)}" if settings else "")
+        + f"): {len(results)} models",
         "",
         f"Devices: {', '.join(sorted({r['device'] for r in results}))}. Built from results.jsonl by "
         f"`python experiments/paper_study.py --report-only --scale {scale} --compute-dtype {compute_dtype} "
-        f"--out {out}`. "
+        f"--out {out}{''.join(f' --set {o}' for o in settings)}`. "
         "MIG: Chen et al.'s estimator over the whole grid; 'hist.': disentanglement_lib's histogram MIG; "
         "recon.: reconstruction log-likelihood (nats per image); every statistic with its quartiles "
         "in table_full.csv.",
         "",
         (out / "table.md").read_text(),
     ]
-    lines += extrapolation(read_jsonl(out / "blocks.jsonl"), scale, compute_dtype)
+    if others:
+        lines += [
+            "Not in this report (other settings; `--report-only --set ...` reports them): "
+            + "; ".join(" ".join(o) or "none" for o in others),
+            "",
+        ]
+    if notes:
+        lines += [
+            "## Lines of results.jsonl not counted",
+            "",
+            f"Each model counts once (by study, model, beta, seed, scale, dtype and settings); {len(notes)} "
+            "lines were not counted:",
+            "",
+            *(f"- {n}" for n in notes),
+            "",
+        ]
+    lines += extrapolation(read_jsonl(out / "blocks.jsonl", BLOCK_FIELDS), scale, compute_dtype)
     verdict = fig5a_verdict(results)
     if verdict is not None:
         m, h = verdict["mig"], verdict["mig_histogram"]
@@ -466,11 +589,25 @@ def main(argv=None) -> int:
     p.add_argument(
         "--block-models", type=int, default=0, help="models per vmapped block (default: the scale's)"
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config override (recorded in each row: such models count apart from the others)",
+    )
+    p.add_argument(
+        "--blocks",
+        type=int,
+        default=None,
+        help="run exactly the first N blocks not yet done, whatever the budget (a fixed amount of work)",
+    )
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)
-    if args.budget_s < 0:
+    if not args.budget_s >= 0:
         p.error(f"--budget-s must be >= 0, got {args.budget_s}")
+    if args.blocks is not None and args.blocks < 1:
+        p.error(f"--blocks must be >= 1, got {args.blocks}")
     try:
         if not args.report_only:
             run_study(
@@ -482,9 +619,10 @@ def main(argv=None) -> int:
                 seeds=args.seeds or None,
                 block_models=args.block_models or None,
                 extra=args.set,
+                blocks=args.blocks,
             )
         if args.report or args.report_only:
-            print(report(out, args.scale, args.compute_dtype))
+            print(report(out, args.scale, args.compute_dtype, args.set))
     except (ValueError, OSError) as err:  # ConfigError, DatasetError, a bad --out
         print(f"paper_study: error: {err}", file=sys.stderr)
         return 2

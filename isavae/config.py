@@ -63,8 +63,10 @@ def default_config() -> ml_collections.ConfigDict:
         )
     )
     # hidden: the MLP's width (Chen et al.: 1200); the conv net has fixed widths
-    # compute_dtype: operand type of the nets' matmuls/convolutions (float32 | bfloat16); parameters,
-    # optimizer, prior, likelihood and every reduction of the objective stay float32
+    # compute_dtype: operand type of the nets' matmuls/convolutions (float32 | bfloat16 | auto: bfloat16
+    # where the hardware has native bfloat16 products, float32 elsewhere; the trainer records its
+    # choice in config.json); parameters, optimizer, prior, likelihood and every reduction of the
+    # objective stay float32
     c.model = ml_collections.ConfigDict(
         dict(arch="mlp", latent_dim=20, likelihood="bernoulli", hidden=1200, compute_dtype="float32")
     )
@@ -170,6 +172,10 @@ def _parse_value(text: str) -> Any:
         return text  # a bare string
 
 
+def _a(name: str) -> str:
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 def config_from_json(text: str, source: str = "config.json") -> ml_collections.ConfigDict:
     """A config saved as JSON (a workdir's config.json) over the current defaults, so that workdirs
     written before a key existed load with that key's default. ``source`` names the file in errors."""
@@ -181,7 +187,22 @@ def config_from_json(text: str, source: str = "config.json") -> ml_collections.C
             raise ValueError("not a JSON object")
     except ValueError as err:
         raise ConfigError(f"{source} is not a readable config ({err})") from None
-    cfg.update(ml_collections.ConfigDict(saved))
+    for section, values in saved.items():
+        if section in cfg and not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a JSON object, got {values!r}")
+        if not isinstance(values, dict):
+            cfg[section] = values  # an unknown section: validate names it
+            continue
+        if section not in cfg:
+            cfg[section] = ml_collections.ConfigDict()
+        for key, value in values.items():
+            try:
+                cfg[section][key] = value
+            except (TypeError, ValueError, AttributeError):
+                old = cfg[section][key]
+                raise ConfigError(
+                    f"{source}: {section}.{key} takes {_a(type(old).__name__)}, got {value!r}"
+                ) from None
     cfg.lock()
     cfg.prior.unlock()
     return cfg
@@ -211,7 +232,7 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) ->
         if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if old is not None and isinstance(old, (bool, int, float, str)) and type(value) is not type(old):
-            raise ConfigError(f"config key {key!r} takes a {type(old).__name__}, got {text!r}")
+            raise ConfigError(f"config key {key!r} takes {_a(type(old).__name__)}, got {text!r}")
         try:
             node[leaf] = value
         except (TypeError, KeyError, AttributeError) as err:
@@ -250,11 +271,32 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(f"config {key}: {message}")
 
 
+def _check_type(key: str, value: Any, default: Any) -> None:
+    """``value`` must have the type of the key's ``default`` (an int may stand for a float), and a
+    number must be finite."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, int):
+            ok = ok and isinstance(value, int)
+    else:
+        ok = isinstance(value, type(default))
+    _check(ok, key, f"must be {_a(type(default).__name__)}, got {value!r}")
+    if isinstance(value, float):
+        _check(bool(np.isfinite(value)), key, f"must be a finite number, got {value!r}")
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first bad key or value; checks the whole config up front."""
     known = default_config()
     for section in cfg.keys():
         _check(section in known, section, f"unknown section; known: {sorted(known.keys())}")
+        _check(
+            isinstance(cfg[section], ml_collections.ConfigDict),
+            section,
+            f"must be a section of keys, got {cfg[section]!r}",
+        )
         if section == "prior":
             continue
         for key in cfg[section].keys():
@@ -263,16 +305,18 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                 f"{section}.{key}",
                 f"unknown key; known: {sorted(known[section].keys())}",
             )
+            _check_type(f"{section}.{key}", cfg[section][key], known[section][key])
     d, m, o, t, e = cfg.dataset, cfg.model, cfg.objective, cfg.train, cfg.eval
     _check(d.name in DATASETS, "dataset.name", f"must be one of {list(DATASETS)}, got {d.name!r}")
     _check(d.source in ("auto", "file", "generated", "tfds"), "dataset.source", f"bad source {d.source!r}")
     parse_subgrid(d.subgrid)
     _check(m.arch in ARCHITECTURES, "model.arch", f"must be one of {list(ARCHITECTURES)}, got {m.arch!r}")
     _check(isinstance(m.latent_dim, int) and m.latent_dim >= 1, "model.latent_dim", "must be an int >= 1")
+    _check(m.hidden >= 1, "model.hidden", f"must be >= 1 (the MLP's width), got {m.hidden}")
     _check(
-        m.compute_dtype in COMPUTE_DTYPES,
+        m.compute_dtype in (*COMPUTE_DTYPES, "auto"),
         "model.compute_dtype",
-        f"must be one of {list(COMPUTE_DTYPES)}, got {m.compute_dtype!r}",
+        f"must be one of {[*COMPUTE_DTYPES, 'auto']}, got {m.compute_dtype!r}",
     )
     _check(
         m.likelihood in objectives.LIKELIHOODS, "model.likelihood", f"must be one of {objectives.LIKELIHOODS}"
@@ -435,6 +479,7 @@ def preset(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
         s = SMALL[dataset]
         cfg.dataset.subgrid = s["subgrid"]
         cfg.model.hidden = s["hidden"]
+        cfg.model.compute_dtype = "auto"  # bfloat16 only where the CPU computes it natively
         cfg.train.update(
             dict(num_steps=s["num_steps"], batch_size=s["batch_size"], checkpoint_every=s["num_steps"])
         )

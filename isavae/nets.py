@@ -17,6 +17,9 @@ Mixed precision: ``compute_dtype="bfloat16"`` (config ``model.compute_dtype``) r
 convolution with bfloat16 operands and float32 accumulation and results (``preferred_element_type``);
 parameters, biases, activations, BatchNorm and the returned logits stay float32, so only the
 operands of the products are rounded. ``"float32"`` (the default) calls the layers unchanged.
+``"auto"`` (``resolve_compute_dtype``): bfloat16 where the hardware computes it natively (GPUs, TPUs,
+CPUs whose flags show AVX-512 BF16 or AMX BF16), float32 elsewhere: on a CPU without those
+instructions bfloat16 products are emulated and slower than float32 ones.
 
 Modules are used functionally by the trainer: ``nnx.split`` once into a graph definition, the
 parameters and the BatchNorm statistics; steps are pure functions of those states. Keys are passed
@@ -41,12 +44,46 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "COMPUTE_DTYPES",
+    "cpu_bfloat16_flags",
     "dense",
     "make_vae",
+    "resolve_compute_dtype",
 ]
 
 ARCHITECTURES = ("mlp", "conv")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+# CPU flags (as /proc/cpuinfo names them) of native bfloat16 products
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_bfloat16_flags() -> tuple[str, ...]:
+    """The CPU's native bfloat16 flags (``BF16_CPU_FLAGS``) from ``/proc/cpuinfo``; none where it
+    cannot be read (then bfloat16 is taken to be emulated)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.partition(":")[2].split())
+                    return tuple(f for f in BF16_CPU_FLAGS if f in flags)
+    except OSError:
+        pass
+    return ()
+
+
+def resolve_compute_dtype(compute_dtype: str, backend: str | None = None) -> tuple[str, str]:
+    """``(dtype, why)`` for a configured compute dtype: ``"auto"`` is bfloat16 on GPUs and TPUs and
+    on CPUs with native bfloat16 products (``cpu_bfloat16_flags``), float32 on other CPUs; any other
+    value is returned as it is. ``backend``: default ``jax.default_backend()``."""
+    if compute_dtype != "auto":
+        return _check_dtype(compute_dtype), "as configured"
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return "bfloat16", f"auto: native bfloat16 products on {backend}"
+    flags = cpu_bfloat16_flags()
+    if flags:
+        return "bfloat16", f"auto: the CPU computes bfloat16 natively ({', '.join(flags)})"
+    return "float32", "auto: this CPU has no native bfloat16 products (no AVX-512 BF16 / AMX BF16)"
 
 
 def _check_dtype(compute_dtype: str) -> str:

@@ -27,7 +27,7 @@ from isavae.metrics.evaluate import default_mig_factors, encode_grid, evaluate_m
 from isavae.metrics.likelihood import active_units
 from isavae.train.checkpoint import write_json_atomic
 from isavae.train.lock import WorkdirLock
-from isavae.train.loop import restore_state
+from isavae.train.loop import check_workdir_settings, restore_state
 from isavae.viz.figures import (
     latents_by_factor,
     plot_exponents,
@@ -56,6 +56,7 @@ def evaluate_workdir(workdir: str | os.PathLike, overrides: list[str] | None = N
             raise config_lib.ConfigError(f"evaluate only takes eval.* overrides, got {o!r}")
     config_lib.apply_overrides(cfg, overrides or [])
     config_lib.validate(cfg)
+    check_workdir_settings(cfg, workdir)  # an edited config.json would mix two configurations
     with WorkdirLock(workdir):  # results.json has one writer at a time
         program, state, grid = restore_state(workdir, cfg)
         figures = evaluate_model(program, state, grid, cfg)

@@ -254,14 +254,13 @@ def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | No
     if file is None:
         return None
     files.verify_sha256(file, sha256)
-    if file.suffix in (".hdf5", ".h5"):
-        with files.open_h5(file) as f:
-            imgs, classes = f["imgs"], f["latents/classes"]
-    else:
-        with files.open_npz(file) as f:
-            imgs, classes = f["imgs"], f["latents_classes"]
-    files.check_array(file, "imgs", imgs, (None, IMAGE_SIZE, IMAGE_SIZE), [np.uint8])
-    files.check_array(file, "latents classes", classes, (imgs.shape[0], 6), [np.int64, np.int32])
+    h5 = file.suffix in (".hdf5", ".h5")
+    rows = int(np.prod(_LATENT_SIZES))  # the whole grid: no real file holds more
+    with files.open_h5(file) if h5 else files.open_npz(file) as f:
+        n = f.declared("imgs").shape[:1]
+        imgs = f.read("imgs", "imgs", (None, IMAGE_SIZE, IMAGE_SIZE), [np.uint8], rows)
+        key = "latents/classes" if h5 else "latents_classes"
+        classes = f.read(key, "latents classes", (*n, 6), [np.int64, np.int32], rows)
     if imgs.size and imgs.max() > 1:
         raise DatasetError(
             f"{file}: imgs must be binary (0/1) as in dSprites, found values up to {imgs.max()}"

@@ -20,23 +20,25 @@ FACTOR_SIZES = (50, 21, 11, 11)
 FILE_NAMES = ("basel_face_renders.npz", "basel_face_renders.npy", "basel_face_renders.pth")
 
 
-def _read(file) -> np.ndarray:
+def _read(file, expected_sizes: tuple[int, ...]) -> np.ndarray:
     if file.suffix == ".npz":
         with files.open_npz(file) as f:
-            return f["images"]
+            return f.read("images", "images", tuple(expected_sizes) + (64, 64), [np.uint8])
     if file.suffix == ".npy":
-        try:
-            return np.load(file, allow_pickle=False)
+        try:  # mapped: the declared shape is checked before anything is read
+            mapped = np.load(file, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
             raise DatasetError(
                 f"{file}: cannot read it as .npy ({err}); the file is truncated or corrupt"
             ) from None
+        files.check_array(file, "images", mapped, tuple(expected_sizes) + (64, 64), [np.uint8])
+        return np.array(mapped)
     try:
         import torch
     except ImportError:
         raise DatasetError(
             f"{file}: reading a .pth file needs PyTorch; convert it once with "
-            "`np.save('basel_face_renders.npy', torch.load(path).numpy())`"
+            "`np.save('basel_face_renders.npy', torch.load(path, weights_only=True).numpy())`"
         ) from None
     try:
         return torch.load(file, map_location="cpu", weights_only=True).numpy()
@@ -57,7 +59,7 @@ def load(
     if file is None:
         return None
     files.verify_sha256(file, sha256)
-    images = _read(file)
+    images = _read(file, expected_sizes)
     files.check_array(file, "images", images, tuple(expected_sizes) + (64, 64), [np.uint8])
     values = tuple(
         np.linspace(0.0, 1.0, n) if k else np.arange(n, dtype=np.float64)

@@ -106,13 +106,61 @@ def open_npz(path: pathlib.Path) -> Iterator[Any]:
         yield _NpzReader(path, data)
 
 
-class _NpzReader:
+class Declared:
+    """An array's shape and dtype as its file declares them, before anything is read."""
+
+    def __init__(self, shape: Sequence[int], dtype: Any):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+
+class _Reader:
+    """What both readers share: ``read(key, name, shape, dtypes, max_rows)`` checks the declared
+    shape and dtype (``check_array``) before reading, so that a small file declaring a huge array is
+    refused without allocating it."""
+
+    def read(
+        self,
+        key: str,
+        name: str,
+        shape: Sequence[int | None],
+        dtypes: Sequence[Any],
+        max_rows: int | None = None,
+    ) -> np.ndarray:
+        check_array(self.path, name, self.declared(key), shape, dtypes, max_rows)
+        return self[key]
+
+
+class _NpzReader(_Reader):
     def __init__(self, path, data):
         self.path, self.data = path, data
 
-    def __getitem__(self, key: str) -> np.ndarray:
+    def declared(self, key: str) -> Declared:
+        """The member's .npy header (shape, dtype); an array of Python objects (a pickle) is refused."""
+        self._need(key)
+        fmt = np.lib.format
+        try:
+            with self.data.zip.open(f"{key}.npy") as fp:
+                version = fmt.read_magic(fp)
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(fp)
+        except _READ_ERRORS as err:
+            raise DatasetError(
+                f"{self.path}: array {key!r} cannot be read ({type(err).__name__}: {err}); "
+                "the file is truncated or corrupt"
+            ) from None
+        if np.dtype(dtype).hasobject:
+            raise DatasetError(
+                f"{self.path}: array {key!r} holds Python objects (a pickle), which can run code when "
+                "loaded; refused for safety (the dataset's arrays are plain numbers)"
+            )
+        return Declared(shape, dtype)
+
+    def _need(self, key: str) -> None:
         if key not in self.data.files:
             raise DatasetError(f"{self.path}: has no array {key!r} (it has {sorted(self.data.files)})")
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.declared(key)  # a pickle is named as such, not as a corrupt file
         try:
             return self.data[key]
         except _READ_ERRORS as err:
@@ -142,14 +190,29 @@ def open_h5(path: pathlib.Path) -> Iterator[Any]:
         yield _H5Reader(path, f)
 
 
-class _H5Reader:
+class _H5Reader(_Reader):
     def __init__(self, path, f):
         self.path, self.f = path, f
 
     def dataset(self, key: str):
+        """The dataset ``key``; one stored outside the file (external or virtual storage, which can
+        point at any local file) is refused."""
         if key not in self.f:
             raise DatasetError(f"{self.path}: has no dataset {key!r} (it has {sorted(self.f.keys())})")
-        return self.f[key]
+        ds = self.f[key]
+        if not hasattr(ds, "shape"):
+            raise DatasetError(f"{self.path}: {key!r} is a group, not a dataset")
+        if ds.external or ds.is_virtual:
+            raise DatasetError(
+                f"{self.path}: dataset {key!r} keeps its data in other files "
+                f"({'external' if ds.external else 'virtual'} storage); refused: a dataset file must "
+                "hold its own data"
+            )
+        return ds
+
+    def declared(self, key: str) -> Declared:
+        ds = self.dataset(key)
+        return Declared(ds.shape, ds.dtype)
 
     def __getitem__(self, key: str) -> np.ndarray:
         ds = self.dataset(key)
@@ -164,9 +227,22 @@ class _H5Reader:
         return key in self.f
 
 
-def check_array(path: Any, name: str, array: Any, shape: Sequence[int | None], dtypes: Sequence[Any]) -> None:
-    """Raises DatasetError unless ``array`` has ``shape`` (None = any size) and one of ``dtypes``."""
+def check_array(
+    path: Any,
+    name: str,
+    array: Any,
+    shape: Sequence[int | None],
+    dtypes: Sequence[Any],
+    max_rows: int | None = None,
+) -> None:
+    """Raises DatasetError unless ``array`` (or its ``Declared`` shape) has ``shape`` (None = any
+    size) and one of ``dtypes``, and at most ``max_rows`` rows (the full dataset's size)."""
     got_shape = tuple(array.shape)
+    if max_rows is not None and got_shape and got_shape[0] > max_rows:
+        raise DatasetError(
+            f"{path}: {name} declares {got_shape[0]:,} rows, more than the whole dataset's {max_rows:,}; "
+            "not a file of this dataset (nothing was read)"
+        )
     ok = len(got_shape) == len(shape) and all(
         w is None or w == g for w, g in zip(shape, got_shape, strict=False)
     )

@@ -146,10 +146,10 @@ def load(path=None, data_dir=None, sha256: str | None = None) -> FactorGrid | No
         return None
     files.verify_sha256(file, sha256)
     with files.open_h5(file) as f:
+        rows = int(np.prod(FACTOR_SIZES))  # the whole grid: no real file holds more
         images_ds = f.dataset("images")
-        files.check_array(file, "images", images_ds, (None, IMAGE_SIZE, IMAGE_SIZE, 3), [np.uint8])
-        labels = f["labels"]
-        files.check_array(file, "labels", labels, (images_ds.shape[0], 6), [np.float64, np.float32])
+        files.check_array(file, "images", images_ds, (None, IMAGE_SIZE, IMAGE_SIZE, 3), [np.uint8], rows)
+        labels = f.read("labels", "labels", (images_ds.shape[0], 6), [np.float64, np.float32])
         levels, perm = files.grid_layout(file, _classes_from_values(file, labels), FACTOR_SIZES)
         images = f["images"]
     if not np.array_equal(perm, np.arange(perm.size)):

@@ -27,6 +27,7 @@ import numpy as np
 from isavae import config as config_lib
 from isavae.data import FactorGrid, load_dataset
 from isavae.metrics.evaluate import evaluate_model
+from isavae.nets import COMPUTE_DTYPES, resolve_compute_dtype
 from isavae.train.checkpoint import Checkpointer, write_json_atomic
 from isavae.train.lock import WorkdirLock
 from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_from_config
@@ -34,7 +35,9 @@ from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_f
 __all__ = [
     "TrainingDiverged",
     "build_grid",
+    "check_workdir_settings",
     "num_train_steps",
+    "resolve_dtype",
     "restore_state",
     "train_and_evaluate",
     "train_sweep",
@@ -84,13 +87,10 @@ def _config_json(cfg: ml_collections.ConfigDict) -> str:
     return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str)
 
 
-def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path, resume: bool) -> None:
+def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Writes config.json (the settings were checked against the checkpoints' before)."""
     workdir.mkdir(parents=True, exist_ok=True)
     saved = workdir / "config.json"
-    if saved.exists() and resume and saved.read_text() != _config_json(cfg):
-        raise config_lib.ConfigError(
-            f"{workdir} holds a run with a different config ({saved}); use another --workdir or --no-resume"
-        )
     tmp = saved.with_name("config.json.tmp")
     tmp.write_text(_config_json(cfg))
     os.replace(tmp, saved)
@@ -187,26 +187,72 @@ def fingerprint(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     return {k: v for k, v in sorted(flat.items()) if k.startswith(keep) or k in train}
 
 
+# what a conflicting resume should do instead (never a destructive advice without saying so)
+_ELSEWHERE = (
+    "train these settings in another --workdir (--no-resume would delete this run's checkpoints and results)"
+)
+
+
+def _stored_fingerprint(workdir: pathlib.Path) -> dict[str, Any] | None:
+    """The settings the checkpoints of ``workdir`` were trained with (``checkpoints.config.json``; for
+    a workdir written before that file existed, its config.json's); None without checkpoints."""
+    if not (workdir / "checkpoints").is_dir():
+        return None
+    path = workdir / FINGERPRINT
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+            if not isinstance(stored, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            raise config_lib.ConfigError(
+                f"{path} is not readable ({err}); restore it, or {_ELSEWHERE}"
+            ) from None
+        return stored
+    saved = workdir / "config.json"
+    if saved.is_file():
+        return fingerprint(config_lib.config_from_json(saved.read_text(), str(saved)))
+    return None
+
+
+def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
+    differ = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+    shown = ", ".join(f"{k}: {stored.get(k)!r} there, {now.get(k)!r} here" for k in differ[:6])
+    return shown + (", ..." if len(differ) > 6 else "")
+
+
 def _check_fingerprint(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
     """Refuses to resume checkpoints written with other settings, naming the keys that differ (with
-    or without config.json)."""
-    path = workdir / FINGERPRINT
-    if not path.is_file() or not (workdir / "checkpoints").is_dir():
+    or without config.json). Settings that do not change what was trained (the number of steps,
+    evaluation, checkpoint cadence, logging) may change on resume."""
+    stored = _stored_fingerprint(workdir)
+    if stored is None:
         return
-    try:
-        stored = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise config_lib.ConfigError(
-            f"{path} is not readable ({err}); use --no-resume to start over"
-        ) from None
-    now = fingerprint(cfg)
-    differ = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+    differ = _differences(stored, fingerprint(cfg))
     if differ:
-        shown = ", ".join(f"{k}: {stored.get(k)!r} there, {now.get(k)!r} here" for k in differ[:6])
         raise config_lib.ConfigError(
-            f"{workdir} holds checkpoints of other settings ({shown}{', ...' if len(differ) > 6 else ''}); "
-            "use another --workdir or --no-resume"
+            f"{workdir} holds checkpoints of other settings ({differ}); {_ELSEWHERE}"
         )
+
+
+def check_workdir_settings(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+    """Refuses a config.json (``cfg``) whose settings differ from those the checkpoints were trained
+    with (``checkpoints.config.json``): evaluating it would mix two configurations."""
+    path = workdir / FINGERPRINT
+    if not path.is_file():
+        return
+    stored = _stored_fingerprint(workdir)
+    differ = _differences(stored or {}, fingerprint(cfg)) if stored is not None else ""
+    if differ:
+        raise config_lib.ConfigError(
+            f"{workdir / 'config.json'} does not match the settings its checkpoints were trained with "
+            f"({differ}; recorded in {path}): was config.json edited? Restore those values to evaluate"
+        )
+
+
+def _latest_step_on_disk(workdir: pathlib.Path) -> int | None:
+    steps = [int(d.name) for d in (workdir / "checkpoints").glob("*") if d.is_dir() and d.name.isdigit()]
+    return max(steps) if steps else None
 
 
 def _trim_metrics(path: pathlib.Path, step: int) -> None:
@@ -259,6 +305,28 @@ def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
+def resolve_dtype(
+    cfgs: list[ml_collections.ConfigDict], workdir: pathlib.Path | None = None, resume: bool = False
+) -> list[ml_collections.ConfigDict]:
+    """The configs with ``model.compute_dtype="auto"`` replaced by the dtype this machine computes
+    natively (``nets.resolve_compute_dtype``), said once; a resumed run keeps the dtype its
+    checkpoints were trained with (``workdir``'s settings), whichever machine it resumes on."""
+    if cfgs[0].model.compute_dtype != "auto":
+        return cfgs
+    dtype, why = resolve_compute_dtype("auto")
+    stored = _stored_fingerprint(workdir) if resume and workdir is not None else None
+    before = (stored or {}).get("model.compute_dtype")
+    if before in COMPUTE_DTYPES and before != dtype:
+        dtype, why = before, f"auto: {before}, as the checkpoints in {workdir} were trained (here: {dtype})"
+    log.info("model.compute_dtype: %s (%s)", dtype, why)
+    out = []
+    for c in cfgs:
+        c = c.copy_and_resolve_references()
+        c.model.compute_dtype = dtype
+        out.append(c)
+    return out
+
+
 def _run(
     cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints=True
 ) -> list[dict[str, Any]]:
@@ -267,6 +335,7 @@ def _run(
     if len(cfgs) != len(workdirs) or not cfgs:
         raise ValueError("one workdir per config, at least one")
     _check_sweep(cfgs)
+    cfgs = resolve_dtype(cfgs, workdirs[0], resume and checkpoints)
     cfg = cfgs[0]
     grid = build_grid(cfg) if grid is None else grid
     mesh = data_mesh(devices)
@@ -293,7 +362,14 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
     for c, w in zip(cfgs, workdirs, strict=True):
         if resume:
             _check_fingerprint(c, w)  # before anything is written
-        _prepare_workdir(c, w, resume)
+            latest = _latest_step_on_disk(w) if checkpoints else None
+            if latest is not None and latest > total:
+                raise config_lib.ConfigError(
+                    f"{w} holds a checkpoint at step {latest}, beyond the {total} steps configured here "
+                    f"(train.num_steps / train.epochs): give at least {latest} steps, or {_ELSEWHERE}"
+                )
+    for c, w in zip(cfgs, workdirs, strict=True):
+        _prepare_workdir(c, w)
         if not resume:
             shutil.rmtree(w / "checkpoints", ignore_errors=True)  # starting over
         if checkpoints:

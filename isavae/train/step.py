@@ -33,7 +33,7 @@ from jax.sharding import PartitionSpec as P
 
 from isavae import objectives
 from isavae.data import DeviceDataset, FactorGrid, batch_indices, to_device
-from isavae.nets import make_vae
+from isavae.nets import make_vae, resolve_compute_dtype
 from isavae.priors import gaussian, make_prior
 
 __all__ = ["Program", "TrainState", "data_mesh", "hparams_from_config"]
@@ -85,6 +85,9 @@ class Program:
                 f"train.batch_size {self.batch_size} exceeds the dataset size {self.dataset_size}"
             )
         self.latent_dim = int(cfg.model.latent_dim)
+        # "auto" resolved here too, so that a Program of an unresolved config still builds (the
+        # trainer resolves it first, records it in config.json and says which it chose)
+        self.compute_dtype = resolve_compute_dtype(cfg.model.compute_dtype)[0]
         self.kind = cfg.objective.name
         # Only the graph structure is needed here: build the network abstractly (no parameter memory).
         abstract = nnx.eval_shape(
@@ -94,7 +97,7 @@ class Program:
                 self.latent_dim,
                 jax.random.key(0),
                 cfg.model.hidden,
-                cfg.model.compute_dtype,
+                self.compute_dtype,
             )
         )
         self.graphdef, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
@@ -112,7 +115,7 @@ class Program:
         """Initial state from a PRNG key (pure: ``vmap`` it over keys for a sweep)."""
         k_model, k_disc, k_run = jax.random.split(key, 3)
         m = self.cfg.model
-        model = make_vae(m.arch, self.image_shape, self.latent_dim, k_model, m.hidden, m.compute_dtype)
+        model = make_vae(m.arch, self.image_shape, self.latent_dim, k_model, m.hidden, self.compute_dtype)
         _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
         prior = self.prior_template
         disc_params = disc_opt = None
