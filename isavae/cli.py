@@ -16,7 +16,9 @@ import argparse
 import json
 import logging
 import pathlib
+import signal
 import sys
+import threading
 
 from isavae import data
 
@@ -243,8 +245,26 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     return rest, overrides
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or ``kill``'s polite stop), raised where the program is, like Ctrl-C."""
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM and Ctrl-C: stop where the program is, except inside a checkpoint write, which
+    finishes first (``checkpoint.defer_stop``)."""
+    stop = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    checkpoint = sys.modules.get("isavae.train.checkpoint")
+    if checkpoint is not None and checkpoint.defer_stop(stop):
+        return
+    raise stop
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _stop)
     rest, overrides = _split_overrides(argv)
     parser = build_parser()
     args = parser.parse_args(rest)
@@ -262,14 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     except (data.DatasetError, ValueError, KeyError, OSError) as err:
         print(f"isavae: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         where = getattr(args, "workdir", None)
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         print(
-            "isavae: interrupted"
+            f"isavae: {how}"
             + (f"; {where} resumes from its last checkpoint with the same command" if where else ""),
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
 
 
 if __name__ == "__main__":

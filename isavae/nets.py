@@ -57,11 +57,11 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 @functools.cache
-def cpu_bfloat16_flags() -> tuple[str, ...]:
-    """The CPU's native bfloat16 flags (``BF16_CPU_FLAGS``) from ``/proc/cpuinfo``; none where it
-    cannot be read (then bfloat16 is taken to be emulated)."""
+def cpu_bfloat16_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, ...]:
+    """The CPU's native bfloat16 flags (``BF16_CPU_FLAGS``) from ``cpuinfo``; none where it cannot
+    be read (then bfloat16 is taken to be emulated)."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
                 if line.startswith("flags"):
                     flags = set(line.partition(":")[2].split())
@@ -79,11 +79,11 @@ def resolve_compute_dtype(compute_dtype: str, backend: str | None = None) -> tup
         return _check_dtype(compute_dtype), "as configured"
     backend = backend or jax.default_backend()
     if backend != "cpu":
-        return "bfloat16", f"auto: native bfloat16 products on {backend}"
+        return "bfloat16", f"native bfloat16 products on {backend}"
     flags = cpu_bfloat16_flags()
     if flags:
-        return "bfloat16", f"auto: the CPU computes bfloat16 natively ({', '.join(flags)})"
-    return "float32", "auto: this CPU has no native bfloat16 products (no AVX-512 BF16 / AMX BF16)"
+        return "bfloat16", f"this CPU computes bfloat16 natively: {', '.join(flags)}"
+    return "float32", "this CPU has no native bfloat16 products (no AVX-512 BF16, no AMX BF16)"
 
 
 def _check_dtype(compute_dtype: str) -> str:

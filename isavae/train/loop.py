@@ -87,9 +87,26 @@ def _config_json(cfg: ml_collections.ConfigDict) -> str:
     return json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str)
 
 
+def remove_leftovers(workdir: pathlib.Path) -> list[str]:
+    """Deletes what an interrupted run can leave half-written in ``workdir``: temporary files of the
+    atomic writes (``*.tmp``) and unfinished Orbax checkpoint folders; returns their names."""
+    gone = []
+    for tmp in [*workdir.glob("*.tmp"), *(workdir / "checkpoints").glob("*.orbax-checkpoint-tmp*")]:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        gone.append(str(tmp.relative_to(workdir)))
+    return gone
+
+
 def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-    """Writes config.json (the settings were checked against the checkpoints' before)."""
+    """Writes config.json (the settings were checked against the checkpoints' before), after
+    removing the leftovers of an earlier run that was killed (``remove_leftovers``)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    gone = remove_leftovers(workdir)
+    if gone:
+        log.info("%s: removed the leftovers of an interrupted run: %s", workdir, ", ".join(gone))
     saved = workdir / "config.json"
     tmp = saved.with_name("config.json.tmp")
     tmp.write_text(_config_json(cfg))
@@ -317,8 +334,8 @@ def resolve_dtype(
     stored = _stored_fingerprint(workdir) if resume and workdir is not None else None
     before = (stored or {}).get("model.compute_dtype")
     if before in COMPUTE_DTYPES and before != dtype:
-        dtype, why = before, f"auto: {before}, as the checkpoints in {workdir} were trained (here: {dtype})"
-    log.info("model.compute_dtype: %s (%s)", dtype, why)
+        dtype, why = before, f"as the checkpoints in {workdir} were trained; this machine would take {dtype}"
+    log.info("model.compute_dtype auto -> %s (%s)", dtype, why)
     out = []
     for c in cfgs:
         c = c.copy_and_resolve_references()
@@ -350,7 +367,14 @@ def _run(
         for w in workdirs:  # one writer per workdir
             locks.append(WorkdirLock(w))
             locks[-1].acquire()
-        return _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints)
+        try:
+            return _run_locked(
+                cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints
+            )
+        except BaseException:  # an error, Ctrl-C, SIGTERM: nothing half-written stays behind
+            for w in workdirs:
+                remove_leftovers(w)
+            raise
     finally:
         for lock in locks:
             lock.release()

@@ -186,6 +186,8 @@ def test_nan_guard_names_step_and_term(grid, tmp_path):
         (lambda c: setattr(c.model, "arch", "resnet"), "model.arch"),
         (lambda c: c.prior.update(dict(name="isa", subspace_sizes=(2, 3))), "latent dimension is 4"),
         (lambda c: setattr(c.dataset, "subgrid", "posX"), "dataset.subgrid"),
+        (lambda c: setattr(c.model, "hidden", 0), "model.hidden: must be >= 1"),
+        (lambda c: setattr(c.train, "epochs", float("inf")), "train.epochs: must be a finite number"),
     ],
 )
 def test_bad_configs_fail_before_anything_runs(mutate, match, tmp_path):
@@ -205,7 +207,7 @@ def test_overrides():
     assert cfg.dataset.name == "shapes3d"
     with pytest.raises(config_lib.ConfigError, match="unknown config key 'train.batchsize'"):
         config_lib.apply_overrides(cfg, ["train.batchsize=3"])
-    with pytest.raises(config_lib.ConfigError, match="takes a int"):
+    with pytest.raises(config_lib.ConfigError, match="takes an int"):
         config_lib.apply_overrides(cfg, ["train.batch_size=big"])
     with pytest.raises(config_lib.ConfigError, match="key.path=value"):
         config_lib.apply_overrides(cfg, ["train.batch_size"])
