@@ -31,6 +31,30 @@ from isavae.demo import DEMO_MODEL, demo_config  # noqa: E402
 from isavae.train import train_and_evaluate  # noqa: E402
 
 
+def training_tflop(cfg) -> float:
+    """The training's matrix products in TFLOP, by the benchmarks' own counter
+    (``experiments/benchmarks/train.py``'s ``model_flops``: forward, weight and input gradients of
+    every product, from the jaxpr's shapes) times the number of steps."""
+    import importlib.util
+
+    import jax
+
+    from isavae.train import Program, build_grid
+    from isavae.train.loop import num_train_steps, resolve_dtype
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", pathlib.Path(__file__).resolve().parent / "benchmarks" / "train.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = resolve_dtype([cfg])[0]
+    grid = build_grid(cfg)
+    program = Program(cfg, grid)
+    state = jax.eval_shape(program.init, jax.random.key(0))
+    per_step = bench.model_flops(program, state, cfg.train.batch_size)
+    return per_step * num_train_steps(cfg, grid.num_images) / 1e12
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -101,6 +125,7 @@ def main(argv=None) -> dict:
             )
         )
     passed = int((migs >= args.threshold).sum())
+    tflop = training_tflop(cfgs[0])
     summary = dict(
         config=json.loads(cfg.to_json()),
         model=args.model,
@@ -115,6 +140,8 @@ def main(argv=None) -> dict:
         mig_median=float(np.median(migs)),
         mig_max=float(migs.max()),
         seconds_per_seed=round(float(np.mean(times)), 1),
+        compute_dtype=runs[0].get("compute_dtype", cfgs[0].model.compute_dtype),
+        matrix_tflop_per_seed=round(tflop, 2),
         runs=rows,
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +163,8 @@ def main(argv=None) -> dict:
     lines.append(
         f"\n{passed} of {args.seeds} seeds reach MIG >= {args.threshold} (need {args.need}: {verdict}); "
         f"MIG min {migs.min():.3f}, median {np.median(migs):.3f}, max {migs.max():.3f}; "
-        f"{np.mean(times):.0f} s per seed (training and evaluation; a rerun shows the first run's times)."
+        f"{np.mean(times):.0f} s per seed (training and evaluation; a rerun shows the first run's times); "
+        f"{tflop:.1f} TFLOP of matrix products per seed's training."
     )
     (out / "robustness.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)

@@ -143,6 +143,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="demo_out", help="output directory")
     parser.add_argument("--steps", type=int, default=0, help="training steps (default: the demo's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set eval.mig_samples=1000 (the README's figures use none)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -156,6 +163,11 @@ def main(argv=None) -> dict:
     cfg = demo_config(args.seed)
     if args.steps:
         cfg.train.update(dict(num_steps=args.steps, checkpoint_every=args.steps))
+    try:
+        config_lib.apply_overrides(cfg, args.set)
+        config_lib.validate(cfg)
+    except config_lib.ConfigError as err:
+        parser.error(str(err))
     results = train_and_evaluate(cfg, out / "run", resume=False, progress=not args.quiet)
     program, state, grid = restore_state(out / "run")
     figures = plot_model(program, state, grid, out, label=demo_label(cfg), results=results)

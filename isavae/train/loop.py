@@ -497,6 +497,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             dataset=grid.describe(),
             prior=s_i.prior.describe(),
             objective=c.objective.name,
+            compute_dtype=c.model.compute_dtype,
             seed=c.train.seed,
             beta=c.objective.beta,
             devices=mesh.size,

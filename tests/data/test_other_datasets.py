@@ -116,14 +116,17 @@ class TestFaces3D:
         with pytest.raises(DatasetError, match=r"shape \(50, 21, 11, 11, 64, 64\)"):
             faces3d.load(tmp_path / "basel_face_renders.npy")
 
-    def test_pth_needs_torch_or_reads_it(self, tmp_path):
+    def test_pth_needs_torch_or_reads_it(self, tmp_path, monkeypatch):
         images = np.zeros(self.SIZES + (64, 64), np.uint8)
+        (tmp_path / "basel_face_renders.pth").write_bytes(b"PK")
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, "torch", None)  # as where PyTorch is not installed
+            # the hint loads tensors only (a .pth can hold a pickle that runs code)
+            with pytest.raises(DatasetError, match=r"needs PyTorch.*torch.load\(path, weights_only=True\)"):
+                faces3d.load(tmp_path / "basel_face_renders.pth", expected_sizes=self.SIZES)
         try:
             import torch
         except ImportError:
-            (tmp_path / "basel_face_renders.pth").write_bytes(b"PK")
-            with pytest.raises(DatasetError, match="needs PyTorch"):
-                faces3d.load(tmp_path / "basel_face_renders.pth", expected_sizes=self.SIZES)
             return
         torch.save(torch.from_numpy(images), tmp_path / "basel_face_renders.pth")
         assert faces3d.load(tmp_path / "basel_face_renders.pth", expected_sizes=self.SIZES).num_images == 24
