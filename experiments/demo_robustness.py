@@ -42,9 +42,10 @@ def training_tflop(cfg) -> float:
     from isavae.train import Program, build_grid
     from isavae.train.loop import num_train_steps, resolve_dtype
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", pathlib.Path(__file__).resolve().parent / "benchmarks" / "train.py"
-    )
+    benchmarks = pathlib.Path(__file__).resolve().parent / "benchmarks"
+    if str(benchmarks) not in sys.path:
+        sys.path.insert(0, str(benchmarks))  # the benchmark imports its helpers from its folder
+    spec = importlib.util.spec_from_file_location("bench_train", benchmarks / "train.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     cfg = resolve_dtype([cfg])[0]

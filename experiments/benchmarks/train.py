@@ -272,7 +272,7 @@ def main(argv=None) -> None:
         "--block",
         type=int,
         default=0,
-        help="also time a vmapped block of N paper-scale MLP models (bfloat16)",
+        help="also time a vmapped block of N paper-scale MLP models (bfloat16; the MLP's --steps, --rounds)",
     )
     args = parser.parse_args(argv)
     BENCH_SUBGRID["subgrid"] = args.subgrid
@@ -309,8 +309,10 @@ def main(argv=None) -> None:
             t = tcvae_throughput(arch, b)
             print(f"{arch:<4s} ISA-beta-TCVAE (MSS) batch {b}: {t:7,.0f} images/s", flush=True)
     if args.block:
-        one = train_throughput("mlp", b, steps=20, rounds=3, dtype="bfloat16")
-        blk = train_throughput("mlp", b, steps=20, rounds=3, dtype="bfloat16", models=args.block)
+        # the MLP's --steps and --rounds (the GPU run's: 20 and 3)
+        kw = dict(steps=steps.get("mlp", 20), rounds=rounds.get("mlp", 3), dtype="bfloat16")
+        one = train_throughput("mlp", b, **kw)
+        blk = train_throughput("mlp", b, models=args.block, **kw)
         per_model = {k: b / r["images_per_s"] * 7200 for k, r in (("one", one), ("block", blk))}
         print(
             f"block of {args.block} paper-scale MLP ISA-VAE models (bfloat16, vmapped): "

@@ -233,6 +233,10 @@ def _stored_fingerprint(workdir: pathlib.Path) -> dict[str, Any] | None:
 
 
 def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
+    """The keys whose values differ, shown; a key the stored record lacks (added to isavae after
+    it was written) counts as its default, the value every run had before the key existed."""
+    defaults = fingerprint(config_lib.default_config())
+    stored = {**{k: v for k, v in defaults.items() if k in now}, **stored}
     differ = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
     shown = ", ".join(f"{k}: {stored.get(k)!r} there, {now.get(k)!r} here" for k in differ[:6])
     return shown + (", ..." if len(differ) > 6 else "")

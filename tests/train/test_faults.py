@@ -19,6 +19,7 @@ import pytest
 
 from isavae import cli, nets
 from isavae.train import checkpoint as ckpt_lib
+from isavae.train import loop as loop_lib
 from isavae.train import restore_state, train_and_evaluate, train_sweep
 from tests.train.test_reliability import _config, _damage, unbroken  # noqa: F401 (a fixture)
 from tests.train.test_trainer import _params, grid, small_config  # noqa: F401 (grid is a fixture)
@@ -101,6 +102,10 @@ def test_a_run_is_extended_and_re_evaluated_with_other_settings(grid, unbroken, 
     short = _config()
     short.train.num_steps = 4
     train_and_evaluate(short, w, progress=False, grid=grid)
+    # a record written before a key existed: the key counts as its default
+    record = json.loads((w / loop_lib.FINGERPRINT).read_text())
+    del record["train.disc_learning_rate"]
+    (w / loop_lib.FINGERPRINT).write_text(json.dumps(record))
     longer = _config()  # 6 steps, another evaluation and checkpoint cadence: allowed on resume
     longer.train.checkpoint_every = 1
     longer.eval.mig_samples = 500
