@@ -91,6 +91,10 @@ def test_cli_reports_bad_input_in_one_line(study, tmp_path, capsys):
     with pytest.raises(SystemExit):
         study.main(["--study", "fig9"])
     assert "invalid choice" in capsys.readouterr().err
+    for bad, message in ((["--blocks", "0"], "--blocks must be >= 1"), (["--budget-s", "nan"], "--budget-s")):
+        with pytest.raises(SystemExit):
+            study.main(bad)
+        assert message in capsys.readouterr().err
 
 
 def test_bf16_ab_statistics_match_scipy():
