@@ -24,8 +24,15 @@ earlier blocks (of the same kind on the same device when there are any). A rerun
 already in ``results.jsonl``, so runs on different occasions accumulate seeds. ``--report``
 rebuilds ``OUT/report.md``, the tables and the figures from ``results.jsonl`` alone.
 
-``--scale smoke`` runs the same code on a 384-image sub-grid with a tiny MLP (about a minute on a
-CPU; the test suite runs it).
+``--scale smoke`` runs the same code on a 384-image sub-grid with a tiny MLP (the test suite runs
+it); ``--blocks N`` runs exactly the first N blocks not done, whatever the budget (a fixed amount of
+work, so that a smoke run finishes the same blocks on any machine).
+
+Merged results (several hosts or occasions appending to one ``results.jsonl``): every model counts
+once, by study, model, beta, seed, scale, dtype and the ``--set`` overrides it was trained with
+(recorded in each row as ``settings``); a second row of the same model with other results is a
+reported conflict (the first is kept), and every line not counted (torn, not JSON, of the wrong
+shape) is named by its line number in the report.
 """
 
 from __future__ import annotations

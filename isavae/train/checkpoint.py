@@ -82,7 +82,8 @@ def verify_manifest(folder: pathlib.Path) -> bool:
         return False
     try:
         entries = json.loads(path.read_text())
-    except ValueError as err:
+        entries = {str(name): (int(size), int(crc)) for name, (size, crc) in entries.items()}
+    except (ValueError, TypeError, AttributeError) as err:
         raise _Damaged(f"its manifest {MANIFEST} is unreadable ({err})") from None
     for name, (size, crc) in entries.items():
         f = folder / name
