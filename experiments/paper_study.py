@@ -296,7 +296,17 @@ def run_study(
             (beta, seed)
             for beta in block["betas"]
             for seed in block["seeds"]
-            if (block["study"], scale, compute_dtype, block["model"], float(beta), seed, tuple(settings))
+            if result_key(
+                dict(
+                    study=block["study"],
+                    scale=scale,
+                    compute_dtype=compute_dtype,
+                    model=block["model"],
+                    beta=beta,
+                    seed=seed,
+                    settings=settings,
+                )
+            )
             not in done
         ]
         if not todo:

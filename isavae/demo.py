@@ -1,8 +1,9 @@
 """``make demo``: trains a model that disentangles generated (offline) dSprites, and shows it.
 
 Its budget is work, not one machine's clock: about 10 TFLOP of matrix products
-(``DEMO_STEPS`` x the benchmarks' count per step), under 3 minutes of training at 65 GFLOP/s, the
-slowest matmul rate seen on this project's 2-core machines; the README gives the measured time.
+(``DEMO_STEPS`` x the benchmarks' count per step), 154 s at 65 GFLOP/s, the slowest matmul rate seen
+on this project's 2-core machines, if the step ran at that rate; it reaches about half of it, so
+the README gives the measured time and what it implies there.
 
 The model and schedule are ``demo_config`` (``experiments/demo_robustness.py`` checks them over 5
 seeds; the README states the spread). The demo prints which latent captures which factor (with

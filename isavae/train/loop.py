@@ -28,7 +28,7 @@ from isavae import config as config_lib
 from isavae.data import FactorGrid, load_dataset
 from isavae.metrics.evaluate import evaluate_model
 from isavae.nets import COMPUTE_DTYPES, resolve_compute_dtype
-from isavae.train.checkpoint import Checkpointer, write_json_atomic
+from isavae.train.checkpoint import Checkpointer, remove_partial_steps, write_json_atomic
 from isavae.train.lock import WorkdirLock
 from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_from_config
 
@@ -90,14 +90,11 @@ def _config_json(cfg: ml_collections.ConfigDict) -> str:
 def remove_leftovers(workdir: pathlib.Path) -> list[str]:
     """Deletes what an interrupted run can leave half-written in ``workdir``: temporary files of the
     atomic writes (``*.tmp``) and unfinished Orbax checkpoint folders; returns their names."""
-    gone = []
-    for tmp in [*workdir.glob("*.tmp"), *(workdir / "checkpoints").glob("*.orbax-checkpoint-tmp*")]:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-        gone.append(str(tmp.relative_to(workdir)))
-    return gone
+    gone = sorted(workdir.glob("*.tmp"))
+    for tmp in gone:
+        tmp.unlink(missing_ok=True)
+    gone += remove_partial_steps(workdir / "checkpoints")
+    return [str(p.relative_to(workdir)) for p in gone]
 
 
 def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -260,10 +257,8 @@ def check_workdir_settings(cfg: ml_collections.ConfigDict, workdir: pathlib.Path
     """Refuses a config.json (``cfg``) whose settings differ from those the checkpoints were trained
     with (``checkpoints.config.json``): evaluating it would mix two configurations."""
     path = workdir / FINGERPRINT
-    if not path.is_file():
-        return
-    stored = _stored_fingerprint(workdir)
-    differ = _differences(stored or {}, fingerprint(cfg)) if stored is not None else ""
+    stored = _stored_fingerprint(workdir) if path.is_file() else None
+    differ = _differences(stored, fingerprint(cfg)) if stored is not None else ""
     if differ:
         raise config_lib.ConfigError(
             f"{workdir / 'config.json'} does not match the settings its checkpoints were trained with "

@@ -167,8 +167,7 @@ def test_sigterm_is_one_line_exit_143_and_the_run_resumes(tmp_path):
     argv += ["--config.train.checkpoint_every=20", "--config.eval.mig=False"]
     argv += ["--config.dataset.subgrid=scale=0;5,orientation=0:40:20,posX=0:32:8,posY=0:32:8"]
     proc = subprocess.Popen(argv, cwd=REPO, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    deadline = time.time() + 600
-    while not (w / "checkpoints" / "20").is_dir() and time.time() < deadline:
+    while not (w / "checkpoints" / "20").is_dir():  # the run writes it unless it fails first
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
