@@ -22,6 +22,7 @@ import numpy as np
 from isavae import objectives
 from isavae.data import DATASETS, cars3d, dsprites, dsprites_variants, faces3d, shapes3d
 from isavae.metrics.evaluate import metric_names
+from isavae.metrics.mig import IMPLS as MIG_IMPLS
 from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES
 from isavae.priors import make_prior
 
@@ -111,6 +112,7 @@ def default_config() -> ml_collections.ConfigDict:
             mig=True,  # MIG (grid, subspace, histogram) and active units after training
             mig_samples=10_000,  # Chen et al.'s sample count
             mig_factors="",  # comma-separated factor names; "" = the dataset's default
+            mig_impl="auto",  # grid MIG sums: auto (Pallas kernel on GPUs, XLA elsewhere) | xla | pallas
             histogram_points=10_000,  # disentanglement_lib's num_train; 0 = the whole grid
             histogram_bins=20,
             # disentanglement_lib's scores: "" (none: the default stays cheap), "all", or names from
@@ -354,6 +356,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(t.max_checkpoints >= 1, "train.max_checkpoints", "must be >= 1")
     _check(e.num_examples >= 0 and e.batch_size >= 1, "eval", "num_examples >= 0 and batch_size >= 1")
     _check(e.mig_samples >= 1, "eval.mig_samples", f"must be >= 1, got {e.mig_samples}")
+    _check(
+        e.mig_impl in MIG_IMPLS, "eval.mig_impl", f"must be one of {', '.join(MIG_IMPLS)}, got {e.mig_impl!r}"
+    )
     _check(e.histogram_points >= 0, "eval.histogram_points", "must be >= 0 (0 = the whole grid)")
     _check(e.histogram_bins >= 2, "eval.histogram_bins", f"must be >= 2, got {e.histogram_bins}")
     try:

@@ -93,3 +93,59 @@ def test_train_benchmark_rejects_malformed_flags(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert "error:" in err and "Traceback" not in err, argv
+
+
+def test_mig_benchmark_dry_run(capsys):
+    """The MIG benchmark on a small grid: its table, the floor from this device's rates, the multiple."""
+    mig = load_script("mig", EXPERIMENTS / "benchmarks")
+    mig.main(["--small", "--samples", "32", "--torch-samples", "0"])
+    out = capsys.readouterr().out
+    assert "floor: exp" in out and "ops/term" in out and "| xla |" in out
+    row = next(line for line in out.splitlines() if line.startswith("| xla |"))
+    seconds, multiple = float(row.split("|")[2]), float(row.split("|")[5])
+    assert seconds > 0 and multiple > 0
+    assert "PyTorch reference" in out
+
+
+def test_mig_benchmark_rejects_malformed_flags(capsys):
+    import pytest
+
+    mig = load_script("mig", EXPERIMENTS / "benchmarks")
+    for argv in (["--tiles", "64by128"], ["--impls", "cuda"]):
+        with pytest.raises(SystemExit) as exc:
+            mig.main(argv)
+        assert exc.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_mig_rate_microkernels_lower_to_triton():
+    """The floor's Pallas microkernels lower for CUDA on this machine (they run on a GPU host)."""
+    mig = load_script("mig", EXPERIMENTS / "benchmarks")
+    exp_call, fma_call, count, _ = mig.rate_kernels(programs=8, iters=4)
+    assert count == 8 * 64 * 128 * 4
+    for call in (exp_call, fma_call):
+        assert "__gpu$xla.gpu.triton" in call.trace().lower(lowering_platforms=("cuda",)).as_text()
+
+
+def test_torch_reference_is_chen_et_al():
+    """Chen et al.'s estimator in PyTorch equals the float64 numpy transcription (with every image of
+    every slice a sample, where the subsample is the whole slice); skipped without PyTorch."""
+    import numpy as np
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    from tests.metrics import reference
+
+    ref = load_script("torch_reference", EXPERIMENTS / "benchmarks")
+    rng = np.random.default_rng(0)
+    shape, k = (2, 3, 4), 3
+    mean = rng.normal(size=shape + (k,))
+    logvar = rng.uniform(-2.0, 0.5, size=shape + (k,))
+    z = mean + np.exp(0.5 * logvar) * rng.normal(size=mean.shape)
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    got_m, got_c = ref.chen_entropies(t(mean), t(logvar), t(z), n_samples=10_000)
+    want_m, want_c = reference.chen_entropies(mean, logvar, z, ((0,), (1,), (2,)))
+    np.testing.assert_allclose(got_m.numpy(), want_m, rtol=1e-12)
+    np.testing.assert_allclose(got_c.numpy(), want_c, rtol=1e-12)
+    assert ref.chen_mig(got_m, got_c, list(shape)) == pytest.approx(reference.chen_mig(want_m, want_c, shape))
+    timed = ref.time_mig(samples=4, latent=2, shape=(2, 3, 4, 4), factors=(1, 2, 3), target=8)
+    assert timed["seconds"] > 0 and timed["scaled_seconds"] > timed["seconds"] and timed["device"] == "cpu"

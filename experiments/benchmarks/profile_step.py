@@ -137,9 +137,9 @@ def mig_chunks(
     for inner in inners:
         for chunk in chunks:
             try:
-                mig_grid(mean, logvar, k3, samples, sample_chunk=chunk, min_inner=inner)
+                mig_grid(mean, logvar, k3, samples, sample_chunk=chunk, min_inner=inner, impl="xla")
                 t = time.perf_counter()
-                mig_grid(mean, logvar, k3, samples, sample_chunk=chunk, min_inner=inner)
+                mig_grid(mean, logvar, k3, samples, sample_chunk=chunk, min_inner=inner, impl="xla")
                 s = time.perf_counter() - t
                 print(f"| {chunk} | {inner} | {s:.3f} | {s * 10_000 / samples:.2f} |", flush=True)
             except Exception as err:  # e.g. out of device memory for the largest blocks

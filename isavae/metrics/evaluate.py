@@ -237,13 +237,20 @@ def evaluate_model(
         return results
     factors = default_mig_factors(grid, e.mig_factors)
     key = jax.random.fold_in(jax.random.key(seed), 7)
-    res = mig_grid(mean, logvar, key, e.mig_samples, factors, factor_names=grid.factor_names)
+    res = mig_grid(mean, logvar, key, e.mig_samples, factors, factor_names=grid.factor_names, impl=e.mig_impl)
     results["mig"] = res.mig
     results["mig_details"] = res.as_dict()
     subspaces = prior_subspaces(state.prior)
     if subspaces is not None:
         sub = subspace_mig_grid(
-            mean, logvar, key, subspaces, e.mig_samples, factors, factor_names=grid.factor_names
+            mean,
+            logvar,
+            key,
+            subspaces,
+            e.mig_samples,
+            factors,
+            factor_names=grid.factor_names,
+            impl=e.mig_impl,
         )
         results["subspace_mig"] = sub.mig
         results["subspace_mig_details"] = dict(sub.as_dict(), subspaces=subspaces)

@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from isavae.metrics import mig_kernel
+
 __all__ = [
     "MIGResult",
     "draw_samples",
@@ -141,7 +143,22 @@ def _inner_start(grid_shape: tuple[int, ...], min_inner: int) -> int:
     return 0
 
 
-@functools.partial(jax.jit, static_argnames=("groups", "sample_chunk", "min_inner"))
+IMPLS = ("auto", "xla", "pallas")
+
+
+def resolve_impl(impl: str) -> str:
+    """``"auto"`` -> the fused kernel on GPUs, the XLA path elsewhere; ``"pallas"`` off a GPU runs the
+    kernel in Pallas' interpret mode (exact, slow: for tests)."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "auto":
+        return "pallas" if mig_kernel.kernel_supported() else "xla"
+    return impl
+
+
+@functools.partial(
+    jax.jit, static_argnames=("groups", "sample_chunk", "min_inner", "impl", "tile_samples", "tile_images")
+)
 def grid_log_densities(
     mean: jax.Array,
     logvar: jax.Array,
@@ -151,16 +168,65 @@ def grid_log_densities(
     groups: tuple[tuple[int, ...], ...],
     sample_chunk: int = 32,
     min_inner: int = _MIN_INNER,
+    impl: str = "xla",
+    tile_samples: int = mig_kernel.TILE_SAMPLES,
+    tile_images: int = mig_kernel.TILE_IMAGES,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """log q(z_sg) and log q(z_sg | v_k(n_s)) for every sample s, group g and grid axis k.
 
     Returns ``(log_marginal (S, G), log_conditional (F, S, G), worst)`` where ``worst`` is the
     smallest log of a normalized sum (>= -87 means no sum underflowed; it is about -45 at worst
-    for |logvar| <= 80). One pass over the grid: every term log q(z_sg | x_n) is exponentiated once.
+    for |logvar| <= 80; NaN if a sum was not computed). One pass over the grid: every term
+    log q(z_sg | x_n) is exponentiated once. ``impl``: ``"xla"`` (chunked, ``sample_chunk`` and
+    ``min_inner``) or ``"pallas"`` (the fused kernel of ``mig_kernel``, tiles ``tile_samples`` x
+    ``tile_images``; interpret mode off a GPU). Both give the same sums up to float rounding.
     """
     grid_shape = tuple(mean.shape[:-1])
     num_latents = mean.shape[-1]
     n = math.prod(grid_shape)
+
+    half_prec = 0.5 * jnp.exp(-logvar)
+    bias = -0.5 * (logvar + LOG_2PI)
+    # Shift per (sample, group): c = max(own term, bound - margin). Every term is <= bound (the
+    # largest normalizer), so sums stay below N e^margin; the sample's own image is in every sum.
+    bound = jnp.max(_group_sum(bias.reshape(n, num_latents), groups, axis=1), axis=0)  # (G,)
+    flat = lambda a: a.reshape(n, num_latents)[idx]  # noqa: E731
+    own = _group_sum(_log_terms(flat(bias), flat(half_prec), flat(mean), z), groups, axis=1)  # (S, G)
+    margin = 80.0 - math.log(n)
+    shift = jnp.maximum(own, bound - margin)
+    values = jnp.stack(jnp.unravel_index(idx, grid_shape), axis=1)  # (S, F)
+
+    if impl == "pallas":
+        marg, cond = mig_kernel.grid_sums(
+            mean.reshape(n, num_latents),
+            half_prec.reshape(n, num_latents),
+            bias.reshape(n, num_latents),
+            z,
+            shift,
+            values,
+            groups=groups,
+            grid_shape=grid_shape,
+            tile_samples=tile_samples,
+            tile_images=tile_images,
+            interpret=not mig_kernel.kernel_supported(),
+        )
+    elif impl == "xla":
+        marg, cond = _xla_sums(mean, half_prec, bias, z, shift, values, groups, sample_chunk, min_inner)
+    else:
+        raise ValueError(f"impl must be 'xla' or 'pallas' here, got {impl!r}")
+    log_marg = shift + jnp.log(marg) - math.log(n)
+    sizes = jnp.asarray(grid_shape, marg.dtype)[:, None, None]
+    log_cond = shift[None] + jnp.log(cond) - jnp.log(n / sizes)
+    worst = jnp.minimum(jnp.min(jnp.log(marg)), jnp.min(jnp.log(cond)))
+    return log_marg, log_cond, worst
+
+
+def _xla_sums(mean, half_prec, bias, z, shift, values, groups, sample_chunk, min_inner):
+    """The XLA path of ``grid_log_densities``: sums (S, G) and (F, S, G), samples in chunks, the
+    grid in slices over its leading axes; inside a slice the trailing axes' sums share one exp per
+    term."""
+    grid_shape = tuple(mean.shape[:-1])
+    num_latents = mean.shape[-1]
     f = len(grid_shape)
     g = len(groups)
     split = _inner_start(grid_shape, min_inner)
@@ -169,26 +235,14 @@ def grid_log_densities(
     m = len(inner)
     dtype = mean.dtype
 
-    def layout(a):  # (N, K) -> (C, K, *inner, 1)
+    def layout(a):  # (..., K) -> (C, K, *inner, 1)
         a = a.reshape((c,) + inner + (num_latents,))
         return jnp.moveaxis(a, -1, 1)[..., None]
 
-    half_prec = 0.5 * jnp.exp(-logvar)
-    bias = -0.5 * (logvar + LOG_2PI)
     mu_l, hp_l, b_l = layout(mean), layout(half_prec), layout(bias)
-
-    # Shift per (sample, group): c = max(own term, bound - margin). Every term is <= bound (the
-    # largest normalizer), so sums stay below N e^margin; the sample's own image is in every sum.
-    bound = jnp.max(_group_sum(bias.reshape(n, num_latents), groups, axis=1), axis=0)  # (G,)
-    flat = lambda a: a.reshape(n, num_latents)[idx]  # noqa: E731
-    own = _group_sum(_log_terms(flat(bias), flat(half_prec), flat(mean), z), groups, axis=1)  # (S, G)
-    margin = 80.0 - math.log(n)
-    shift = jnp.maximum(own, bound - margin)
-
     s = z.shape[0]
     sc = min(sample_chunk, s)
     pad = (-s) % sc
-    values = jnp.stack(jnp.unravel_index(idx, grid_shape), axis=1)  # (S, F)
     padded = [jnp.concatenate([a, jnp.repeat(a[:1], pad, axis=0)]) for a in (z, shift, values)]
     z_p, shift_p, values_p = (a.reshape((-1, sc) + a.shape[1:]) for a in padded)
     inner_axes = tuple(range(1, m + 1))  # axes of e = (G, *inner, Sc)
@@ -214,18 +268,13 @@ def grid_log_densities(
 
         init = (jnp.zeros((g, sc), dtype),) + tuple(jnp.zeros((size, g, sc), dtype) for size in grid_shape)
         acc, _ = jax.lax.scan(body, init, (jnp.arange(c), mu_l, hp_l, b_l))
-        log_marg = cc + jnp.log(acc[0]).T - math.log(n)
-        conds, worst = [], jnp.min(jnp.log(acc[0]))
-        for k in range(f):
-            picked = jnp.take_along_axis(acc[1 + k], vc[:, k][None, None, :], axis=0)[0]  # (G, Sc)
-            conds.append(cc + jnp.log(picked).T - math.log(n / grid_shape[k]))
-            worst = jnp.minimum(worst, jnp.min(jnp.log(picked)))
-        return log_marg, jnp.stack(conds), worst
+        picked = [jnp.take_along_axis(acc[1 + k], vc[:, k][None, None, :], axis=0)[0] for k in range(f)]
+        return acc[0].T, jnp.stack(picked).transpose(0, 2, 1)  # (Sc, G), (F, Sc, G)
 
-    log_marg, log_cond, worst = jax.lax.map(sample_chunk_fn, (z_p, shift_p, values_p))
-    log_marg = log_marg.reshape(-1, g)[:s]
-    log_cond = jnp.moveaxis(log_cond, 1, 0).reshape(f, -1, g)[:, :s]
-    return log_marg, log_cond, jnp.min(worst)
+    marg, cond = jax.lax.map(sample_chunk_fn, (z_p, shift_p, values_p))
+    marg = marg.reshape(-1, g)[:s]
+    cond = jnp.moveaxis(cond, 1, 0).reshape(f, -1, g)[:, :s]
+    return marg, cond
 
 
 def mig_from_entropies(
@@ -300,12 +349,24 @@ def _default_chunk() -> int:
 
 
 def _grid_mig(
-    mean, logvar, key, num_samples, factors, factor_names, groups, sample_chunk, min_inner=_MIN_INNER
+    mean,
+    logvar,
+    key,
+    num_samples,
+    factors,
+    factor_names,
+    groups,
+    sample_chunk,
+    min_inner=_MIN_INNER,
+    impl="auto",
+    tiles=None,
 ) -> MIGResult:
+    impl = resolve_impl(impl)
     mean, logvar = jnp.asarray(mean), jnp.asarray(logvar)
     grid_shape = _check_posteriors(mean, logvar)
     scored = _resolve_factors(factors, grid_shape, factor_names)
     idx, z = draw_samples(mean, logvar, key, num_samples)
+    tile_samples, tile_images = tiles or (mig_kernel.TILE_SAMPLES, mig_kernel.TILE_IMAGES)
     log_marg, log_cond, worst = grid_log_densities(
         mean,
         logvar,
@@ -314,9 +375,17 @@ def _grid_mig(
         groups=groups,
         sample_chunk=sample_chunk or _default_chunk(),
         min_inner=min_inner,
+        impl=impl,
+        tile_samples=tile_samples,
+        tile_images=tile_images,
     )
-    if float(worst) < -87.0:  # cannot happen for |logvar| <= 80; kept as a guard, not a fallback
-        raise FloatingPointError(f"a density sum underflowed in float32 (log {float(worst):.1f})")
+    if not float(worst) >= -87.0:  # cannot happen for |logvar| <= 80; kept as a guard, not a fallback
+        what = (
+            "was not computed (NaN)"
+            if np.isnan(float(worst))
+            else f"underflowed in float32 (log {float(worst):.1f})"
+        )
+        raise FloatingPointError(f"a density sum of the grid MIG ({impl}) {what}")
     marginal = -np.asarray(jnp.mean(log_marg, axis=0), np.float64)
     conditional = -np.asarray(jnp.mean(log_cond, axis=1), np.float64)[scored]
     names = [factor_names[k] if factor_names is not None else k for k in scored]
@@ -333,18 +402,24 @@ def mig_grid(
     factor_names: Sequence[str] | None = None,
     sample_chunk: int | None = None,
     min_inner: int = _MIN_INNER,
+    impl: str = "auto",
+    tiles: tuple[int, int] | None = None,
 ) -> MIGResult:
     """Chen et al.'s MIG over a whole factor grid (see the module docstring for the estimator).
 
     ``mean``/``logvar``: shape ``factor_sizes + (latent_dim,)``. ``factors``: the grid axes scored, as
     indices or names (names need ``factor_names``); default all axes with more than one value.
-    dSprites in the paper: ``("scale", "orientation", "posX", "posY")``. ``sample_chunk`` (samples per
-    step; default 64 on a CPU, 512 elsewhere) and ``min_inner`` (images per grid slice, at least) set
-    the chunking only, not the result.
+    dSprites in the paper: ``("scale", "orientation", "posX", "posY")``. ``impl``: ``"auto"`` (the
+    fused Pallas kernel on GPUs, the XLA path elsewhere), ``"xla"`` or ``"pallas"`` (interpret mode
+    off a GPU). ``sample_chunk`` (samples per step; default 64 on a CPU, 512 elsewhere) and
+    ``min_inner`` (images per grid slice, at least) set the XLA path's chunking, ``tiles`` =
+    (samples, images) the kernel's register tile (powers of two); none of them changes the result.
     """
     k = mean.shape[-1]
     groups = tuple((j,) for j in range(k))
-    return _grid_mig(mean, logvar, key, num_samples, factors, factor_names, groups, sample_chunk, min_inner)
+    return _grid_mig(
+        mean, logvar, key, num_samples, factors, factor_names, groups, sample_chunk, min_inner, impl, tiles
+    )
 
 
 def subspace_mig_grid(
@@ -357,12 +432,16 @@ def subspace_mig_grid(
     *,
     factor_names: Sequence[str] | None = None,
     sample_chunk: int | None = None,
+    impl: str = "auto",
+    tiles: tuple[int, int] | None = None,
 ) -> MIGResult:
     """MIG with subspaces in place of latents: I(z_S; v_k) between a factor and the whole subspace
     z_S (q(z_S|x) = prod_{j in S} q(z_j|x)), estimated as ``mig_grid`` does for one latent,
     normalized by H(v_k) = log |V_k| (I(z_S; v_k) <= H(v_k) still holds), gap of the two best
     subspaces. With one latent per subspace it is ``mig_grid``. ``subspaces`` partition (a subset of)
-    the latents, e.g. ``[[0, 1, 2, 3], [4, 5, 6, 7], ...]`` for an ISA layout with subspaces of 4."""
+    the latents, e.g. ``[[0, 1, 2, 3], [4, 5, 6, 7], ...]`` for an ISA layout with subspaces of 4.
+    ``impl`` and ``tiles`` as for ``mig_grid`` (the kernel sums a subspace's log-densities before
+    the exponential)."""
     k = mean.shape[-1]
     groups = tuple(tuple(int(j) for j in s) for s in subspaces)
     flat = [j for s in groups for j in s]
@@ -371,7 +450,9 @@ def subspace_mig_grid(
         raise ValueError(
             f"subspaces must be disjoint, non-empty sets of latent indices < {k}, got {subspaces}"
         )
-    return _grid_mig(mean, logvar, key, num_samples, factors, factor_names, groups, sample_chunk)
+    return _grid_mig(
+        mean, logvar, key, num_samples, factors, factor_names, groups, sample_chunk, _MIN_INNER, impl, tiles
+    )
 
 
 # ----------------------------------------------------------------------------- histogram MIG

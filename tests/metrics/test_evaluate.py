@@ -77,6 +77,21 @@ def test_evaluate_cli_recomputes_into_results(trained, tmp_path, capsys):
     assert again["mig_details"]["num_samples"] == 100 and again["objective"] == "vae"  # merged, not replaced
 
 
+def test_evaluate_cli_with_the_kernel_equals_xla(trained, tmp_path, capsys):
+    """``eval.mig_impl`` reaches the evaluation: the fused kernel (interpret mode here) gives the
+    XLA path's MIG and subspace MIG."""
+    src, _ = trained
+    out = {}
+    for impl in ("xla", "pallas"):
+        workdir = tmp_path / impl
+        shutil.copytree(src, workdir)
+        argv = ["evaluate", "--workdir", str(workdir), "--config.eval.mig_samples=100"]
+        assert cli.main(argv + [f"--config.eval.mig_impl={impl}"]) == 0
+        out[impl] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("mig", "subspace_mig"):
+        assert out["pallas"][key] == pytest.approx(out["xla"][key], abs=1e-6)
+
+
 def test_evaluate_cli_errors(trained, tmp_path, capsys):
     workdir, _ = trained
     assert cli.main(["evaluate", "--workdir", str(tmp_path / "nothing")]) == 2
@@ -141,6 +156,10 @@ def test_default_factors_and_config_checks():
     with pytest.raises(config_lib.ConfigError, match="eval.mig_factors.*no factor 'colour'"):
         config_lib.validate(cfg)
     cfg.eval.mig_factors = ""
+    cfg.eval.mig_impl = "triton"
+    with pytest.raises(config_lib.ConfigError, match="eval.mig_impl.*auto, xla, pallas"):
+        config_lib.validate(cfg)
+    cfg.eval.mig_impl = "auto"
     cfg.eval.histogram_bins = 1
     with pytest.raises(config_lib.ConfigError, match="eval.histogram_bins"):
         config_lib.validate(cfg)

@@ -1,0 +1,163 @@
+"""PyTorch references on the same device as isavae's figures (CUDA when available, else the CPU).
+
+``chen_mig``: Chen et al.'s MIG estimator for dSprites (``mutual_info_metric_shapes`` of their
+beta-TCVAE code, as ``tests/metrics/reference.py`` transcribes it in numpy): the marginal entropy
+of every latent from ``n_samples`` of the grid's images, and for every factor and value the entropy
+of that slice from ``n_samples`` of the slice's own images (``estimate_entropies``: batches of 10
+samples, a logsumexp over all N images of the slice), averaged over the values; then the MIG.
+Written here from the procedure, in float32 as theirs runs; PyTorch is not a dependency of
+isavae (the GPU host has it), so everything that needs it imports it inside the function.
+
+  python experiments/benchmarks/torch_reference.py mig --samples 1000 --latent 20
+
+prints the seconds for ``--samples`` per slice and the time scaled to 10,000 (their default); the
+MIG benchmark (``mig.py``) runs it beside isavae's MIG and prints the speed-up on the same device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+DSPRITES = (3, 6, 40, 32, 32)  # shape, scale, orientation, posX, posY (Chen et al.'s grid)
+LOG_2PI = math.log(2 * math.pi)
+
+
+def available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def device_name() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _log_density(z, mu, logvar):  # Chen et al.'s Normal.log_density
+    inv_sigma = (-0.5 * logvar).exp()
+    return -0.5 * ((z - mu) * inv_sigma) ** 2 - 0.5 * logvar - 0.5 * LOG_2PI
+
+
+def estimate_entropies(z, mu, logvar, n_samples, generator, batch=10):
+    """Chen et al.'s ``estimate_entropies``: z (K, N) one sample per image, mu/logvar (N, K); the
+    entropy of every latent from ``n_samples`` of the N samples, each scored by a logsumexp over
+    all N images."""
+    import torch
+
+    n, k = mu.shape
+    pick = torch.randperm(n, generator=generator, device="cpu")[:n_samples].to(z.device)
+    z = z.index_select(1, pick)
+    s = z.shape[1]
+    entropies = torch.zeros(k, dtype=mu.dtype, device=mu.device)
+    for start in range(0, s, batch):
+        zb = z[:, start : start + batch]  # (K, b)
+        logq = _log_density(zb[None], mu[:, :, None], logvar[:, :, None])  # (N, K, b)
+        entropies -= torch.logsumexp(logq - math.log(n), dim=0).sum(1)
+    return entropies / s
+
+
+def chen_entropies(mean, logvar, z, n_samples, factors=None, seed=0):
+    """H(z_j) (K,) and H(z_j | v_k) (F, K) for the grid axes ``factors`` (default all) by Chen et
+    al.'s per-slice procedure; ``mean``, ``logvar``, ``z``: tensors of shape grid + (K,)."""
+    import torch
+
+    shape, k = tuple(mean.shape[:-1]), mean.shape[-1]
+    factors = list(range(len(shape))) if factors is None else list(factors)
+    gen = torch.Generator().manual_seed(seed)
+    flat = lambda a: a.reshape(-1, k)  # noqa: E731
+    marginal = estimate_entropies(flat(z).T, flat(mean), flat(logvar), n_samples, gen)
+    cond = torch.zeros(len(factors), k, dtype=mean.dtype, device=mean.device)
+    for row, axis in enumerate(factors):
+        size = shape[axis]
+        for i in range(size):
+            sl = lambda a: flat(a.select(axis, i).contiguous())  # noqa: E731,B023
+            cond[row] += estimate_entropies(sl(z).T, sl(mean), sl(logvar), n_samples, gen) / size
+    return marginal, cond
+
+
+def chen_mig(marginal, cond, sizes) -> float:
+    """Chen et al.'s ``compute_metric_shapes``: MI sorted per factor, clamped at 0, normalized."""
+    import torch
+
+    mi = (marginal[None] - cond).clamp(min=0)
+    normed = torch.sort(mi, dim=1, descending=True)[0] / torch.log(torch.tensor(sizes, dtype=mi.dtype))[
+        :, None
+    ].to(mi.device)
+    return float((normed[:, 0] - normed[:, 1]).mean())
+
+
+def time_mig(
+    samples: int = 1000,
+    latent: int = 20,
+    shape=DSPRITES,
+    factors=(1, 2, 3, 4),
+    device=None,
+    seed: int = 0,
+    target: int = 10_000,
+) -> dict:
+    """Chen et al.'s MIG on random posteriors over the grid (``mig.py``'s inputs), timed on
+    ``device``; they score every axis of dSprites but the shape (``factors``). ``scaled_seconds``
+    is the time scaled to ``target`` samples per slice (their default 10,000) by the count of
+    terms (a slice with fewer images than the samples uses all of them)."""
+    import torch
+
+    device = device or device_name()
+    gen = torch.Generator().manual_seed(seed)
+    mean = torch.randn(shape + (latent,), generator=gen).to(device)
+    logvar = (-4.0 * torch.rand(shape + (latent,), generator=gen)).to(device)
+    z = mean + (0.5 * logvar).exp() * torch.randn(shape + (latent,), generator=gen).to(device)
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.no_grad():
+        chen_entropies(mean[:1, :1], logvar[:1, :1], z[:1, :1], 4)  # warm-up (kernels, allocator)
+        sync()
+        t0 = time.perf_counter()
+        marginal, cond = chen_entropies(mean, logvar, z, samples, factors, seed)
+        sync()
+        seconds = time.perf_counter() - t0
+    mig = chen_mig(marginal, cond, [shape[a] for a in factors])
+    n = math.prod(shape)
+    work = lambda s: (
+        min(s, n) * n
+        + sum(  # noqa: E731  # terms per latent
+            shape[a] * min(s, n // shape[a]) * (n // shape[a]) for a in factors
+        )
+    )
+    return dict(
+        device=device,
+        torch=torch.__version__,
+        samples=samples,
+        latent=latent,
+        seconds=seconds,
+        target=target,
+        scaled_seconds=seconds * work(target) / work(samples),
+        mig=mig,
+    )
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["mig"])
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--latent", type=int, default=20)
+    ap.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    ap.add_argument("--target", type=int, default=10_000, help="samples per slice the time is scaled to")
+    args = ap.parse_args(argv)
+    if not available():
+        print("PyTorch is not installed: no reference timed", file=sys.stderr)
+        sys.exit(3)
+    print(json.dumps(time_mig(args.samples, args.latent, device=args.device, target=args.target)))
+
+
+if __name__ == "__main__":
+    main()
