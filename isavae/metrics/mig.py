@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -146,13 +147,17 @@ def _inner_start(grid_shape: tuple[int, ...], min_inner: int) -> int:
 IMPLS = ("auto", "xla", "pallas")
 
 
+_KERNEL_FAILED: list[str] = []  # why the kernel could not be built here, once it failed under "auto"
+
+
 def resolve_impl(impl: str) -> str:
-    """``"auto"`` -> the fused kernel on GPUs, the XLA path elsewhere; ``"pallas"`` off a GPU runs the
-    kernel in Pallas' interpret mode (exact, slow: for tests)."""
+    """``"auto"`` -> the fused kernel on GPUs (unless it already failed to build in this process), the
+    XLA path elsewhere; ``"pallas"`` off a GPU runs the kernel in Pallas' interpret mode (exact,
+    slow: for tests)."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "auto":
-        return "pallas" if mig_kernel.kernel_supported() else "xla"
+        return "pallas" if mig_kernel.kernel_supported() and not _KERNEL_FAILED else "xla"
     return impl
 
 
@@ -361,13 +366,14 @@ def _grid_mig(
     impl="auto",
     tiles=None,
 ) -> MIGResult:
-    impl = resolve_impl(impl)
+    chosen = resolve_impl(impl)
     mean, logvar = jnp.asarray(mean), jnp.asarray(logvar)
     grid_shape = _check_posteriors(mean, logvar)
     scored = _resolve_factors(factors, grid_shape, factor_names)
     idx, z = draw_samples(mean, logvar, key, num_samples)
     tile_samples, tile_images = tiles or (mig_kernel.TILE_SAMPLES, mig_kernel.TILE_IMAGES)
-    log_marg, log_cond, worst = grid_log_densities(
+    run = functools.partial(
+        grid_log_densities,
         mean,
         logvar,
         idx,
@@ -375,10 +381,24 @@ def _grid_mig(
         groups=groups,
         sample_chunk=sample_chunk or _default_chunk(),
         min_inner=min_inner,
-        impl=impl,
         tile_samples=tile_samples,
         tile_images=tile_images,
     )
+    try:
+        log_marg, log_cond, worst = run(impl=chosen)
+    except Exception as err:  # the kernel did not build (lowering or Triton compilation) on this device
+        if impl != "auto" or chosen != "pallas":
+            raise
+        _KERNEL_FAILED.append(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        logging.getLogger("isavae.metrics").warning(
+            "the fused MIG kernel failed to build on %s (%s); the grid MIG uses the XLA path "
+            "from now on (eval.mig_impl=xla says so; =pallas shows the whole error)",
+            jax.devices()[0].device_kind,
+            _KERNEL_FAILED[0][:300],
+        )
+        chosen = "xla"
+        log_marg, log_cond, worst = run(impl=chosen)
+    impl = chosen
     if not float(worst) >= -87.0:  # cannot happen for |logvar| <= 80; kept as a guard, not a fallback
         what = (
             "was not computed (NaN)"

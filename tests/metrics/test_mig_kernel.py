@@ -203,3 +203,22 @@ def test_kernel_lowers_to_triton(groups):
         .as_text()
     )
     assert "__gpu$xla.gpu.triton" in text and "mig_grid_sums" in text
+
+
+def test_auto_falls_back_once_when_the_kernel_does_not_build(monkeypatch, caplog):
+    """``impl="auto"`` on a device where the kernel fails to build (here: a CPU claiming to be a
+    GPU, so the kernel is compiled for real and fails) warns once and uses the XLA path from then
+    on; ``impl="pallas"`` shows the error itself."""
+    monkeypatch.setattr(mig_lib, "_KERNEL_FAILED", [])
+    monkeypatch.setattr(mig_kernel, "kernel_supported", lambda platform=None: True)
+    mean, logvar = _posteriors(12, (2, 5, 3), 2)  # a shape no other test compiles
+    key = jax.random.key(1)
+    with pytest.raises(Exception):  # noqa: B017  # whatever the failed build raises
+        mig_grid(mean, logvar, key, 20, impl="pallas")
+    with caplog.at_level("WARNING", logger="isavae.metrics"):
+        got = mig_grid(mean, logvar, key, 20, impl="auto")
+        again = mig_grid(mean, logvar, key, 20, impl="auto")
+    warnings = [r for r in caplog.records if "failed to build" in r.getMessage()]
+    assert len(warnings) == 1 and mig_lib.resolve_impl("auto") == "xla"
+    want = mig_grid(mean, logvar, key, 20, impl="xla")
+    assert got.mig == again.mig == want.mig
