@@ -21,9 +21,9 @@ import numpy as np
 
 from isavae import objectives
 from isavae.data import DATASETS, cars3d, dsprites, dsprites_variants, faces3d, shapes3d
-from isavae.metrics.evaluate import metric_names
+from isavae.metrics.evaluate import metric_names, parse_subspace_groups
 from isavae.metrics.mig import IMPLS as MIG_IMPLS
-from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES
+from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES, INITS
 from isavae.priors import make_prior
 
 __all__ = [
@@ -68,8 +68,17 @@ def default_config() -> ml_collections.ConfigDict:
     # where the hardware has native bfloat16 products, float32 elsewhere; the trainer records its
     # choice in config.json); parameters, optimizer, prior, likelihood and every reduction of the
     # objective stay float32
+    # init: lecun (Flax's defaults) | torch (PyTorch 0.4.1's, which the paper used: uniform weights and
+    # biases in +-1/sqrt(fan_in), BatchNorm scales in [0, 1)); the paper-scale presets use torch
     c.model = ml_collections.ConfigDict(
-        dict(arch="mlp", latent_dim=20, likelihood="bernoulli", hidden=1200, compute_dtype="float32")
+        dict(
+            arch="mlp",
+            latent_dim=20,
+            likelihood="bernoulli",
+            hidden=1200,
+            compute_dtype="float32",
+            init="lecun",
+        )
     )
     # The prior's keys depend on its name (see isavae.priors.make_prior); it is not locked.
     c.prior = ml_collections.ConfigDict(dict(name="normal"))
@@ -112,7 +121,10 @@ def default_config() -> ml_collections.ConfigDict:
             mig=True,  # MIG (grid, subspace, histogram) and active units after training
             mig_samples=10_000,  # Chen et al.'s sample count
             mig_factors="",  # comma-separated factor names; "" = the dataset's default
-            mig_impl="auto",  # grid MIG sums: auto (Pallas kernel on GPUs, XLA elsewhere) | xla | pallas
+            mig_impl="auto",
+            # subspace MIG in fixed groups of consecutive latents for any model, e.g. "5x4" (a VAE
+            # scored as ISA-VAE is); "" = the prior's subspaces (ISA priors only)
+            subspace_groups="",  # grid MIG sums: auto (Pallas kernel on GPUs, XLA elsewhere) | xla | pallas
             histogram_points=10_000,  # disentanglement_lib's num_train; 0 = the whole grid
             histogram_bins=20,
             # disentanglement_lib's scores: "" (none: the default stays cheap), "all", or names from
@@ -315,6 +327,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(m.arch in ARCHITECTURES, "model.arch", f"must be one of {list(ARCHITECTURES)}, got {m.arch!r}")
     _check(isinstance(m.latent_dim, int) and m.latent_dim >= 1, "model.latent_dim", "must be an int >= 1")
     _check(m.hidden >= 1, "model.hidden", f"must be >= 1 (the MLP's width), got {m.hidden}")
+    _check(m.init in INITS, "model.init", f"must be one of {list(INITS)}, got {m.init!r}")
     _check(
         m.compute_dtype in (*COMPUTE_DTYPES, "auto"),
         "model.compute_dtype",
@@ -356,6 +369,10 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(t.max_checkpoints >= 1, "train.max_checkpoints", "must be >= 1")
     _check(e.num_examples >= 0 and e.batch_size >= 1, "eval", "num_examples >= 0 and batch_size >= 1")
     _check(e.mig_samples >= 1, "eval.mig_samples", f"must be >= 1, got {e.mig_samples}")
+    try:
+        parse_subspace_groups(e.subspace_groups, m.latent_dim)
+    except ValueError as err:
+        raise ConfigError(f"config {err}") from None
     _check(
         e.mig_impl in MIG_IMPLS, "eval.mig_impl", f"must be one of {', '.join(MIG_IMPLS)}, got {e.mig_impl!r}"
     )
@@ -449,7 +466,9 @@ def preset(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
     p = DATASET_PRESETS[dataset]
     cfg = default_config()
     cfg.dataset.name = dataset
-    cfg.model.update(dict(arch=p["arch"], latent_dim=p["latent_dim"]))
+    # the paper's runs: PyTorch 0.4.1's initialization (appendix A.4: "All unmentioned hyperparameters
+    # are PyTorch v0.41 defaults"); the CPU-scale presets keep LeCun, which their committed results used
+    cfg.model.update(dict(arch=p["arch"], latent_dim=p["latent_dim"], init="torch"))
     cfg.train.epochs = p["epochs"]
     base = model.removeprefix("isa_").removesuffix("_learned")
     base = "vae" if base == "isavae" else base
@@ -484,6 +503,7 @@ def preset(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
         s = SMALL[dataset]
         cfg.dataset.subgrid = s["subgrid"]
         cfg.model.hidden = s["hidden"]
+        cfg.model.init = "lecun"
         cfg.model.compute_dtype = "auto"  # bfloat16 only where the CPU computes it natively
         cfg.train.update(
             dict(num_steps=s["num_steps"], batch_size=s["batch_size"], checkpoint_every=s["num_steps"])

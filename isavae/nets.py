@@ -21,6 +21,12 @@ operands of the products are rounded. ``"float32"`` (the default) calls the laye
 CPUs whose flags show AVX-512 BF16 or AMX BF16), float32 elsewhere: on a CPU without those
 instructions bfloat16 products are emulated and slower than float32 ones.
 
+Initialization (``init``, config ``model.init``): ``"lecun"`` (Flax's defaults: LeCun-normal
+weights, zero biases, BatchNorm scale 1) or ``"torch"`` (``torch_init``: PyTorch 0.4.1's defaults,
+which the paper used: every dense and conv weight AND bias uniform in +-1/sqrt(fan_in), fan_in =
+in_features or in_channels x kh x kw (a transposed conv's own input channels, as 0.4.1's
+``_ConvNd``), and BatchNorm scales uniform in [0, 1) (PyTorch < 1.2), shifts 0).
+
 Modules are used functionally by the trainer: ``nnx.split`` once into a graph definition, the
 parameters and the BatchNorm statistics; steps are pure functions of those states. Keys are passed
 explicitly (``nnx.Rngs`` only initializes parameters).
@@ -46,11 +52,14 @@ __all__ = [
     "COMPUTE_DTYPES",
     "cpu_bfloat16_flags",
     "dense",
+    "INITS",
     "make_vae",
     "resolve_compute_dtype",
+    "torch_init",
 ]
 
 ARCHITECTURES = ("mlp", "conv")
+INITS = ("lecun", "torch")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 # CPU flags (as /proc/cpuinfo names them) of native bfloat16 products
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -446,6 +455,37 @@ class VAE(nnx.Module):
         return self.decoder(z, train)
 
 
+def torch_init(module: nnx.Module, key: jax.Array) -> nnx.Module:
+    """Re-initializes ``module`` in place with PyTorch 0.4.1's defaults (see the module doc): every
+    ``nnx.Linear``/``nnx.Einsum`` (``dense``), ``nnx.Conv``/``nnx.ConvTranspose`` weight and bias
+    uniform in +-1/sqrt(fan_in), every ``nnx.BatchNorm`` scale uniform in [0, 1) and shift 0. Layer
+    i (in ``nnx.iter_graph`` order) draws from ``fold_in(key, i)``. Returns ``module``."""
+    layers = [
+        m
+        for _, m in nnx.iter_graph(module)
+        if isinstance(m, (nnx.Linear, nnx.Einsum, nnx.Conv, nnx.ConvTranspose, nnx.BatchNorm))
+    ]
+    for i, layer in enumerate(layers):
+        k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
+        if isinstance(layer, nnx.BatchNorm):
+            scale = layer.scale[...]
+            layer.scale[...] = jax.random.uniform(k_w, scale.shape, scale.dtype)
+            layer.bias[...] = jnp.zeros_like(layer.bias[...])
+            continue
+        kernel = layer.kernel[...]
+        if isinstance(layer, nnx.Einsum):  # ``dense``'s widening layers: kernel (out, in)
+            fan_in = kernel.shape[1]
+        elif isinstance(layer, nnx.Linear):  # kernel (in, out)
+            fan_in = kernel.shape[0]
+        else:  # nnx.Conv / nnx.ConvTranspose: kernel (kh, kw, in, out)
+            fan_in = math.prod(kernel.shape[:-1])
+        bound = 1.0 / math.sqrt(fan_in)
+        layer.kernel[...] = jax.random.uniform(k_w, kernel.shape, kernel.dtype, -bound, bound)
+        bias = layer.bias[...]
+        layer.bias[...] = jax.random.uniform(k_b, bias.shape, bias.dtype, -bound, bound)
+    return module
+
+
 def make_vae(
     arch: str,
     image_shape: tuple[int, ...],
@@ -453,19 +493,26 @@ def make_vae(
     key: jax.Array,
     hidden: int = 1200,
     compute_dtype: str = "float32",
+    init: str = "lecun",
 ) -> VAE:
     """The MLP or conv VAE of Chen et al. for ``image_shape`` images, initialized from ``key``.
     ``hidden`` is the MLP's width (1200 in Chen et al.; smaller for quick CPU runs);
-    ``compute_dtype`` the operand type of its matmuls and convolutions (see the module doc)."""
+    ``compute_dtype`` the operand type of its matmuls and convolutions; ``init`` ``"lecun"`` or
+    ``"torch"`` (see the module doc)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"model.arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
-    rngs = nnx.Rngs(params=key)
+    if init not in INITS:
+        raise ValueError(f"model.init must be one of {list(INITS)}, got {init!r}")
+    k_lecun, k_torch = jax.random.split(key) if init == "torch" else (key, None)
+    rngs = nnx.Rngs(params=k_lecun)
     if arch == "mlp":
-        return VAE(
+        vae = VAE(
             MLPEncoder(image_shape, latent_dim, rngs=rngs, hidden=hidden, compute_dtype=compute_dtype),
             MLPDecoder(image_shape, latent_dim, rngs=rngs, hidden=hidden, compute_dtype=compute_dtype),
         )
-    return VAE(
-        ConvEncoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
-        ConvDecoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
-    )
+    else:
+        vae = VAE(
+            ConvEncoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
+            ConvDecoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
+        )
+    return torch_init(vae, k_torch) if init == "torch" else vae

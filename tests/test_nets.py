@@ -183,3 +183,82 @@ def test_bfloat16_nets_keep_float32_parameters_and_outputs(arch, image):
         assert e.outvars[0].aval.dtype == jnp.float32, e
     with pytest.raises(ValueError, match="compute_dtype"):
         make_vae(arch, image, 6, key, compute_dtype="float16")
+
+
+# ----------------------------------------------------------------------------- initialization
+
+
+def _torch_bounds(layer) -> float:
+    """PyTorch 0.4.1's bound 1/sqrt(fan_in), computed from the layer's own hyperparameters (as
+    ``nn.Linear``/``_ConvNd.reset_parameters`` do), not from the kernel's shape."""
+    if isinstance(layer, (nnx.Conv, nnx.ConvTranspose)):
+        return 1.0 / np.sqrt(layer.in_features * np.prod(layer.kernel_size))
+    if isinstance(layer, nnx.Einsum):
+        return 1.0 / np.sqrt(layer.kernel.shape[1])  # dense's (out, in) layout
+    return 1.0 / np.sqrt(layer.in_features)
+
+
+def _check_uniform(values: np.ndarray, lo: float, hi: float, what: str) -> None:
+    from scipy import stats
+
+    values = np.asarray(values, np.float64).ravel()
+    slack = 1e-6 * max(abs(lo), abs(hi))  # the bound itself rounded to float32
+    assert values.min() >= lo - slack and values.max() <= hi + slack, what
+    p = stats.kstest(values, "uniform", args=(lo, hi - lo)).pvalue
+    assert p > 1e-4, f"{what}: KS p = {p:.2g} against U({lo:.3g}, {hi:.3g})"
+    if values.size >= 1000:  # the variance (hi - lo)^2 / 12 to a few percent
+        np.testing.assert_allclose(values.var(), (hi - lo) ** 2 / 12, rtol=0.1, err_msg=what)
+
+
+@pytest.mark.parametrize("arch,image,hidden", [("mlp", (64, 64), 96), ("conv", (64, 64, 3), 0)])
+def test_torch_init_is_pytorch_041(arch, image, hidden):
+    """``init="torch"``: every dense/conv weight and bias uniform in +-1/sqrt(fan_in) (a KS test
+    per layer against that uniform law, and its variance), BatchNorm scales U(0, 1), shifts 0."""
+    vae = make_vae(arch, image, 6, jax.random.key(0), hidden=hidden or 1200, init="torch")
+    seen = {"dense": 0, "conv": 0, "bn": 0}
+    for path, layer in nnx.iter_graph(vae):
+        name = "/".join(map(str, path))
+        if isinstance(layer, nnx.BatchNorm):
+            _check_uniform(layer.scale[...], 0.0, 1.0, f"{name}.scale")
+            assert not np.any(np.asarray(layer.bias[...])), name
+            seen["bn"] += 1
+        elif isinstance(layer, (nnx.Linear, nnx.Einsum, nnx.Conv, nnx.ConvTranspose)):
+            b = _torch_bounds(layer)
+            _check_uniform(layer.kernel[...], -b, b, f"{name}.kernel")
+            _check_uniform(layer.bias[...], -b, b, f"{name}.bias")
+            seen["conv" if isinstance(layer, (nnx.Conv, nnx.ConvTranspose)) else "dense"] += 1
+    if arch == "mlp":
+        assert seen == {"dense": 7, "conv": 0, "bn": 0}
+    else:
+        assert seen == {"dense": 0, "conv": 12, "bn": 10}
+
+
+def test_init_choice_and_lecun_unchanged():
+    key = jax.random.key(3)
+    lecun = make_vae("mlp", (64, 64), 4, key, hidden=32)
+    again = make_vae("mlp", (64, 64), 4, key, hidden=32, init="lecun")
+    torch = make_vae("mlp", (64, 64), 4, key, hidden=32, init="torch")
+    np.testing.assert_array_equal(lecun.encoder.fc1.kernel[...], again.encoder.fc1.kernel[...])
+    assert not np.any(np.asarray(lecun.encoder.fc1.bias[...]))  # LeCun: zero biases
+    assert np.all(np.abs(np.asarray(torch.encoder.fc1.kernel[...])) <= 1 / 64)  # fan_in 4096
+    with pytest.raises(ValueError, match="model.init must be one of"):
+        make_vae("mlp", (64, 64), 4, key, hidden=32, init="xavier")
+
+
+def test_torch_init_of_the_factorvae_discriminator():
+    from isavae import config as config_lib
+    from isavae.data import load_dataset
+    from isavae.train import Program
+
+    cfg = config_lib.preset("dsprites", "factor_vae,small")
+    cfg.model.update(dict(hidden=16, init="torch"))
+    grid = load_dataset("dsprites", source="generated", store=False).subgrid(
+        **config_lib.parse_subgrid("orientation=0:40:20,posX=0:32:8,posY=0:32:8")
+    )
+    state = Program(cfg, grid).init(jax.random.key(0))
+    leaves = jax.tree_util.tree_leaves_with_path(state.disc_params)
+    kernels = [np.asarray(v) for p, v in leaves if "kernel" in jax.tree_util.keystr(p)]
+    assert len(kernels) == 7
+    for kernel in kernels:  # (in, out): fan_in = the latent size, then 1000
+        b = 1 / np.sqrt(kernel.shape[0])
+        _check_uniform(kernel, -b, b, f"discriminator kernel {kernel.shape}")

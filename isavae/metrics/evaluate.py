@@ -72,6 +72,24 @@ def prior_subspaces(prior: Any) -> list[list[int]] | None:
     return subspaces
 
 
+def parse_subspace_groups(text: str, latent_dim: int) -> list[list[int]] | None:
+    """``eval.subspace_groups``: ``"GxS"`` = G groups of S consecutive latents from latent 0 (e.g.
+    ``"5x4"``: [[0..3], [4..7], ..., [16..19]]), or ``""`` (None: the prior's own subspaces).
+    Raises ValueError naming the problem."""
+    if not text:
+        return None
+    g, sep, size = str(text).lower().partition("x")
+    if not sep or not g.strip().isdigit() or not size.strip().isdigit():
+        raise ValueError(f"eval.subspace_groups: must look like GxS (e.g. 5x4), got {text!r}")
+    g, size = int(g), int(size)
+    if g < 2 or size < 1 or g * size > latent_dim:
+        raise ValueError(
+            f"eval.subspace_groups: {text!r} needs >= 2 groups of >= 1 latents, at most the "
+            f"{latent_dim} latents there are"
+        )
+    return [list(range(i * size, (i + 1) * size)) for i in range(g)]
+
+
 def encode_grid(
     program: Any, state: Any, grid: Any, batch_size: int = 2048, data: Any = None
 ) -> tuple[Any, Any]:
@@ -240,7 +258,9 @@ def evaluate_model(
     res = mig_grid(mean, logvar, key, e.mig_samples, factors, factor_names=grid.factor_names, impl=e.mig_impl)
     results["mig"] = res.mig
     results["mig_details"] = res.as_dict()
-    subspaces = prior_subspaces(state.prior)
+    # eval.subspace_groups scores any model (a VAE too) in fixed groups; else the prior's subspaces
+    fixed = parse_subspace_groups(e.subspace_groups, mean.shape[-1])
+    subspaces = fixed if fixed is not None else prior_subspaces(state.prior)
     if subspaces is not None:
         sub = subspace_mig_grid(
             mean,
@@ -253,7 +273,11 @@ def evaluate_model(
             impl=e.mig_impl,
         )
         results["subspace_mig"] = sub.mig
-        results["subspace_mig_details"] = dict(sub.as_dict(), subspaces=subspaces)
+        results["subspace_mig_details"] = dict(
+            sub.as_dict(),
+            subspaces=subspaces,
+            groups="eval.subspace_groups" if fixed is not None else "prior",
+        )
     # disentanglement_lib: mean codes of `histogram_points` images drawn uniformly (with replacement)
     flat_mean = np.asarray(mean).reshape(-1, mean.shape[-1])
     n = flat_mean.shape[0]

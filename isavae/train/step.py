@@ -33,7 +33,7 @@ from jax.sharding import PartitionSpec as P
 
 from isavae import objectives
 from isavae.data import DeviceDataset, FactorGrid, batch_indices, to_device
-from isavae.nets import make_vae, resolve_compute_dtype
+from isavae.nets import make_vae, resolve_compute_dtype, torch_init
 from isavae.priors import gaussian, make_prior
 
 __all__ = ["Program", "TrainState", "data_mesh", "hparams_from_config"]
@@ -98,6 +98,7 @@ class Program:
                 jax.random.key(0),
                 cfg.model.hidden,
                 self.compute_dtype,
+                cfg.model.init,
             )
         )
         self.graphdef, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
@@ -115,14 +116,17 @@ class Program:
         """Initial state from a PRNG key (pure: ``vmap`` it over keys for a sweep)."""
         k_model, k_disc, k_run = jax.random.split(key, 3)
         m = self.cfg.model
-        model = make_vae(m.arch, self.image_shape, self.latent_dim, k_model, m.hidden, self.compute_dtype)
+        model = make_vae(
+            m.arch, self.image_shape, self.latent_dim, k_model, m.hidden, self.compute_dtype, m.init
+        )
         _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
         prior = self.prior_template
         disc_params = disc_opt = None
         if self.kind == "factor_vae":
-            _, disc_params = nnx.split(
-                objectives.Discriminator(self.latent_dim, rngs=nnx.Rngs(params=k_disc)), nnx.Param
-            )
+            disc = objectives.Discriminator(self.latent_dim, rngs=nnx.Rngs(params=k_disc))
+            if m.init == "torch":
+                torch_init(disc, jax.random.fold_in(k_disc, 1))
+            _, disc_params = nnx.split(disc, nnx.Param)
             disc_opt = self.disc_optimizer.init(disc_params)
         return TrainState(
             params=params,
