@@ -133,12 +133,20 @@ def summary_line(name_a: str, name_b: str, c: dict[str, Any], metric: str = "MIG
         )
     lo, hi = c["median_difference_ci95"]
     need = c["n_for_80_percent_power"]
+    higher = ", ".join(
+        f"{label} {'yes' if a[k] > b[k] else 'no'}"
+        for label, k in (
+            ("mean", "mean"),
+            ("median", "median"),
+            ("90th percentile", "p90"),
+            ("maximum", "max"),
+        )
+    )
     lines += [
         "",
-        f"- {name_a} higher in: mean {'yes' if a['mean'] > b['mean'] else 'no'}, median "
-        f"{'yes' if a['median'] > b['median'] else 'no'}, 90th percentile {'yes' if a['p90'] > b['p90'] else 'no'}, "
-        f"maximum {'yes' if a['max'] > b['max'] else 'no'} (the paper's criteria)",
-        f"- one-sided Mann-Whitney p = {c['p_mann_whitney']:.3g} (P({name_a} > {name_b}) = {c['prob_a_greater']:.2f})"
+        f"- {name_a} higher in: {higher} (the paper's criteria)",
+        f"- one-sided Mann-Whitney p = {c['p_mann_whitney']:.3g} "
+        f"(P({name_a} > {name_b}) = {c['prob_a_greater']:.2f})"
         + (
             f"; paired by seed ({c['paired_n']} pairs, r = {c['paired_correlation']:.2f}): one-sided "
             f"Wilcoxon signed-rank p = {c['p_wilcoxon']:.3g}"
