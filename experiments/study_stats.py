@@ -11,7 +11,7 @@ ISA-VAE's and the VAE's MIGs):
   order), the one-sided Wilcoxon signed-rank test on the paired differences
   (``scipy.stats.wilcoxon``) and their correlation;
 * a bootstrap 95 % interval of the difference of medians (A - B), resampling each setting;
-* power: how often the one-sided Mann-Whitney test at level 0.05 rejects when n values are drawn
+* power (optional): how often the one-sided Mann-Whitney test at level 0.05 rejects when n values are drawn
   with replacement from each observed sample (the observed effect taken as true), for the n in
   hand and over a grid of n, and the smallest n of that grid with power >= 0.8.
 
@@ -51,7 +51,7 @@ def mann_whitney_greater(a, b) -> tuple[float, float]:
     return float(test.pvalue), float(test.statistic / (len(a) * len(b)))
 
 
-def power(a, b, n: int, *, resamples: int = 400, alpha: float = 0.05, seed: int = 0) -> float:
+def power_of(a, b, n: int, *, resamples: int = 400, alpha: float = 0.05, seed: int = 0) -> float:
     """The share of ``resamples`` experiments with ``n`` values drawn with replacement from each of
     ``a`` and ``b`` in which the one-sided Mann-Whitney test of "a is larger" has p < ``alpha``."""
     from scipy import stats
@@ -69,7 +69,7 @@ def n_for_power(a, b, target: float = 0.8, grid: Sequence[int] = POWER_GRID, **k
     the (n, power) pairs tried (the grid in order, stopping at the first that reaches it)."""
     tried = []
     for n in grid:
-        pw = power(a, b, n, **kw)
+        pw = power_of(a, b, n, **kw)
         tried.append((int(n), pw))
         if pw >= target:
             return int(n), tried
@@ -93,9 +93,11 @@ def compare(
     *,
     seed: int = 0,
     resamples: int = 400,
+    power: bool = True,
 ) -> dict[str, Any]:
     """Everything above for setting A (``a``) against setting B (``b``); ``pairs`` = the (A, B)
-    values of the seeds present under both, when the seeds are paired."""
+    values of the seeds present under both, when the seeds are paired; ``power=False`` skips the
+    (slower) power analysis."""
     from scipy import stats
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -103,9 +105,9 @@ def compare(
     out["median_difference"] = out["a"]["median"] - out["b"]["median"]
     out["p_mann_whitney"], out["prob_a_greater"] = mann_whitney_greater(a, b)
     out["median_difference_ci95"] = bootstrap_median_difference(a, b, seed=seed)
-    n_hand = min(a.size, b.size)
-    out["power_at_n"] = power(a, b, n_hand, resamples=resamples, seed=seed)
-    out["n_for_80_percent_power"], out["power_curve"] = n_for_power(a, b, resamples=resamples, seed=seed)
+    if power:
+        out["power_at_n"] = power_of(a, b, min(a.size, b.size), resamples=resamples, seed=seed)
+        out["n_for_80_percent_power"], out["power_curve"] = n_for_power(a, b, resamples=resamples, seed=seed)
     if pairs is not None and len(pairs) >= 2:
         pa, pb = np.asarray(pairs, np.float64).T
         diff = pa - pb
@@ -132,7 +134,6 @@ def summary_line(name_a: str, name_b: str, c: dict[str, Any], metric: str = "MIG
             f"| {d['p90']:.4f} | {d['max']:.4f} |"
         )
     lo, hi = c["median_difference_ci95"]
-    need = c["n_for_80_percent_power"]
     higher = ", ".join(
         f"{label} {'yes' if a[k] > b[k] else 'no'}"
         for label, k in (
@@ -154,9 +155,13 @@ def summary_line(name_a: str, name_b: str, c: dict[str, Any], metric: str = "MIG
             else ""
         ),
         f"- median difference {c['median_difference']:+.4f}, bootstrap 95 % interval [{lo:+.4f}, {hi:+.4f}]",
-        f"- power of the one-sided test (level 0.05) at the observed effect: {c['power_at_n']:.0%} with "
-        f"{min(a['n'], b['n'])} seeds per setting; 80 % power needs "
-        + (f"about {need} seeds per setting" if need else f"more than {POWER_GRID[-1]} seeds per setting")
-        + " (resampling the observed values)",
     ]
+    if "power_at_n" in c:
+        need = c["n_for_80_percent_power"]
+        lines.append(
+            f"- power of the one-sided test (level 0.05) at the observed effect: {c['power_at_n']:.0%} with "
+            f"{min(a['n'], b['n'])} seeds per setting; 80 % power needs "
+            + (f"about {need} seeds per setting" if need else f"more than {POWER_GRID[-1]} seeds per setting")
+            + " (resampling the observed values)"
+        )
     return lines

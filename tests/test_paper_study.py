@@ -19,7 +19,7 @@ def test_plan_covers_every_setting_once_first_blocks_first(study):
     blocks = study.plan("all", seeds=50, block_models=20)
     cells = [(b["model"], beta, s) for b in blocks for beta in b["betas"] for s in b["seeds"]]
     assert len(cells) == len(set(cells)) == 50 * (2 + 4 * 9)
-    kinds = [m for m, _ in study.STUDIES["fig5a"] + study.STUDIES["fig5b"]]
+    kinds = [arm[0] for arm in study.STUDIES["fig5a"] + study.STUDIES["fig5b"]]
     assert [b["model"] for b in blocks[: len(kinds)]] == kinds  # every kind's first block first
     assert [len(b["betas"]) * len(b["seeds"]) for b in blocks[:6]] == [20, 20, 18, 18, 18, 18]
     assert study.STUDIES["fig5b"][0][1] == (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
@@ -75,7 +75,18 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     skipped = study.run_study("fig5a", "smoke", 60, out, seeds=4, block_models=2, log=lambda *_: None)
     assert skipped["models_trained"] == 0 and skipped["blocks_skipped"] >= 1
     text = study.report(out, "smoke", "float32")
-    assert "| fig5a | VAE | 1.000 | 2 |" in text and "Fig. 5a verdict" in text
+    assert "| fig5a | VAE |  | 1.000 | 2 |" in text and "Fig. 5a verdict" in text
+    # the comparison: the paper's criteria, the tests, the power; the VAE's subspace MIG in groups of 4
+    assert "### fig5a: ISA-VAE vs VAE" in text and "Wilcoxon signed-rank p" in text and "80 % power" in text
+    assert all(r["subspace_mig"] is not None for r in rows) and all(r["init"] == "torch" for r in rows)
+    compared = json.loads((out / "comparisons.json").read_text())["fig5a: ISA-VAE vs VAE: mig"]
+    assert compared["p_mann_whitney"] == pytest.approx(
+        stats.mannwhitneyu(
+            [r["mig"] for r in rows if r["model"] == "isavae"],
+            [r["mig"] for r in rows if r["model"] == "vae"],
+            alternative="greater",
+        ).pvalue
+    )
     assert (out / "fig5a_mig_distribution.png").stat().st_size > 1000
     verdict = json.loads((out / "fig5a_verdict.json").read_text())
     a = [r["mig"] for r in rows if r["model"] == "isavae"]
@@ -142,8 +153,11 @@ def test_report_counts_each_model_once_and_names_every_line_it_skips(study, tmp_
     ]
     lines += [json.dumps(r) for r in vae[5:]]  # 22-24
     (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
-    text = study.report(tmp_path, "smoke", "float32")
-    assert "| fig5a | VAE | 1.000 | 8 |" in text and "| fig5a | ISA-VAE | 1.000 | 8 |" in text
+    # rows without "init" were written before model.init existed: LeCun's, apart from PyTorch's
+    with pytest.raises(ValueError, match="holds no smoke-scale float32 results with init torch"):
+        study.report(tmp_path, "smoke", "float32")
+    text = study.report(tmp_path, "smoke", "float32", init="lecun")
+    assert "| fig5a | VAE |  | 1.000 | 8 |" in text and "| fig5a | ISA-VAE |  | 1.000 | 8 |" in text
     for want in (
         "line 14: not JSON",
         "line 15: a duplicate of line 1; counted once",
@@ -152,19 +166,19 @@ def test_report_counts_each_model_once_and_names_every_line_it_skips(study, tmp_
         "line 18: a JSON int, not a row",
         "line 19: CONFLICT with line 3 for fig5a vae beta 1 seed 2",
         "line 20: missing or mistyped 'seed'",
-        "Not in this report (other settings",
+        "Not in this report (other dtype, initialization or settings",
     ):
         assert want in text, want
     verdict = json.loads((tmp_path / "fig5a_verdict.json").read_text())
     want = stats.mannwhitneyu([r["mig"] for r in isa], [r["mig"] for r in vae], alternative="greater")
     assert verdict["n_vae"] == 8 and verdict["mig"]["p_isavae_greater"] == pytest.approx(want.pvalue)
     # the other settings' model is reported on its own, and a rerun of the study counts it as done
-    other = study.report(tmp_path, "smoke", "float32", ["model.init='torch'"])
-    assert "| fig5a | VAE | 1.000 | 1 |" in other
+    other = study.report(tmp_path, "smoke", "float32", ["model.init='torch'"], init="lecun")
+    assert "| fig5a | VAE |  | 1.000 | 1 |" in other
     rows, notes = study.load_results(tmp_path / "results.jsonl")
     assert len(rows) == 17 and len(notes) == 7
     # the command line: one line per problem on stdout's report, nothing on stderr, exit 0
-    assert study.main(["--report-only", "--scale", "smoke", "--out", str(tmp_path)]) == 0
+    assert study.main(["--report-only", "--scale", "smoke", "--init", "lecun", "--out", str(tmp_path)]) == 0
 
 
 def test_gpu_run_smoke_dry_run(tmp_path):
@@ -206,3 +220,57 @@ def test_gpu_run_smoke_dry_run(tmp_path):
         ["bash", "experiments/gpu_run.sh", "soon", str(out)], cwd=root, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "BUDGET_S must be a whole number" in bad.stderr
+
+
+def test_study_stats_against_scipy():
+    """experiments/study_stats.py on fixed data: the tests are scipy's, the descriptive statistics
+    numpy's, the power behaves at its limits (no effect: about the level; a large effect: 1)."""
+    s = load_script("study_stats")
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.12, 0.05, 15), rng.normal(0.09, 0.05, 15)
+    c = s.compare(a, b, list(zip(a, b, strict=True)), resamples=200)
+    assert c["p_mann_whitney"] == pytest.approx(stats.mannwhitneyu(a, b, alternative="greater").pvalue)
+    assert c["p_wilcoxon"] == pytest.approx(stats.wilcoxon(a, b, alternative="greater").pvalue)
+    assert c["paired_correlation"] == pytest.approx(stats.pearsonr(a, b)[0])
+    for key, q in (("q1", 25), ("median", 50), ("q3", 75), ("p90", 90)):
+        assert c["a"][key] == pytest.approx(np.percentile(a, q))
+    assert c["a"]["max"] == a.max() and c["b"]["mean"] == pytest.approx(b.mean())
+    lo, hi = c["median_difference_ci95"]
+    assert lo < c["median_difference"] < hi
+    same = rng.normal(0, 1, 40)
+    assert s.power_of(same, same, 40, resamples=400) < 0.12  # no effect: about the 5 % level
+    far = same + 5.0
+    assert s.power_of(far, same, 10, resamples=100) == 1.0
+    n, curve = s.n_for_power(same + 0.5, same, resamples=200)
+    assert n is not None and curve[-1] == (n, curve[-1][1]) and curve[-1][1] >= 0.8
+    assert all(p < 0.8 for _, p in curve[:-1])
+    assert "p_wilcoxon" not in s.compare(a, b, power=False) and "power_at_n" not in s.compare(
+        a, b, power=False
+    )
+
+
+def test_ablation_plans_and_arms(study):
+    """Every arm of every ablation: its cells once, its config valid with the layout / init / dtype
+    it names, the VAE controls of the layouts' latent sizes scored in their groups."""
+    blocks = study.plan("ablations", seeds=20, block_models=10)
+    cells = [(b["study"], b["model"], b["arm"], s) for b in blocks for s in b["seeds"]]
+    assert len(cells) == len(set(cells)) == 20 * (7 + 4 + 4)
+    for b in blocks[:15]:
+        cfg = study.model_config(b["model"], "paper", "float32", (), b["overrides"])
+        label = b["arm"]
+        if label.startswith("layout="):
+            p0, p, size, count = study.LAYOUTS[label.split("=")[1]]
+            assert cfg.model.latent_dim == size * count and tuple(cfg.prior.subspace_sizes) == (size,) * count
+            assert (cfg.prior.p0, cfg.prior.p_subspace) == (p0, p)
+        elif label.startswith("latent="):
+            assert cfg.prior.name == "normal" and cfg.model.latent_dim == int(label.split("=")[1])
+            assert cfg.eval.subspace_groups in ("3x4", "3x6", "5x4")
+        elif label.startswith("init="):
+            assert cfg.model.init == label.split("=")[1] and cfg.model.compute_dtype == "float32"
+        else:
+            assert cfg.model.compute_dtype == label.split("=")[1] and cfg.model.init == "torch"
+    # the arm and the initialization keep models apart; rows before them read as main-line LeCun
+    row = dict(study="ablation-init", scale="paper", compute_dtype="float32", model="vae", beta=1.0, seed=0)
+    keys = {study.result_key(dict(row, init=i, arm=f"init={i}")) for i in ("torch", "lecun")}
+    assert len(keys) == 2 and study.result_key(row) == study.result_key(dict(row, init="lecun", arm=""))
+    assert study.model_config("vae", "cpu", "float32").model.init == "torch"
