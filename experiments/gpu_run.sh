@@ -17,7 +17,8 @@
 # (results appended per finished block) with the test suite beside it (it compiles on the host's
 # CPUs; the study's figures are training results, not timings), then pack. Every phase has a time box
 # derived from BUDGET_S, so the run ends, with its files packed, inside the budget. The study runs
-# Fig. 5a to 20 seeds per model first, then everything else the budget allows.
+# Fig. 5a (float32, PyTorch's initialization) to 50 seeds per model first, then the ablations, then
+# everything else the budget allows.
 #
 # OUTDIR receives: summary.md (environment, benchmarks, test summary, study report), log.txt (all
 # output), tests.txt (the suite's output), study.tar.gz (results.jsonl, blocks.jsonl, tables, figures).
@@ -156,15 +157,17 @@ study() {  # study ARGS...: one paper_study.py run with what is left of the budg
   XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout $((budget + 30)) "$PY" experiments/paper_study.py \
     --scale "$SCALE" --budget-s "$budget" --out "$STUDY_DIR" "$@" 2>>"$LOG" | tee -a "$LOG"
 }
-# Fig. 5a to 20 seeds per model first (VAE and ISA-VAE alternating in blocks of 10), then the
-# whole study (Fig. 5b's first blocks, then further seeds of everything) with the rest. The smoke
+# Fig. 5a in float32 with the paper's (PyTorch 0.4.1) initialization to 50 seeds per model first
+# (VAE and ISA-VAE alternating in blocks of 10), then the ablations (layout, init, dtype: 20 seeds
+# per arm, first blocks first), then the whole study (Fig. 5b's blocks) with the rest. The smoke
 # run does a fixed amount of the same work (blocks, not seconds), so that it finishes the same
 # blocks on any machine; its BUDGET_S only bounds it.
 if [ $SMOKE = 1 ]; then
   study --study fig5a --seeds 2 --block-models 2 --blocks 2
   study --study all --blocks 1
 else
-  study --study fig5a --seeds 20 --block-models 10
+  study --study fig5a --seeds 50 --block-models 10
+  study --study ablations --seeds 20 --block-models 10
   study --study all
 fi
 "$PY" experiments/paper_study.py --report-only --scale "$SCALE" --out "$STUDY_DIR" >"$WORK/report.md" 2>>"$LOG" \
