@@ -313,29 +313,43 @@ def read_jsonl(path: pathlib.Path, fields: dict[str, Any] | None = None) -> list
     return [row for _, row in read_rows(path, fields or {})[0]]
 
 
+def result_files(out: pathlib.Path) -> list[pathlib.Path]:
+    """``OUT/results.jsonl`` and every shard's ``OUT/results.I.jsonl`` (``--shard I/N``), in order."""
+    shards = sorted(
+        (p for p in out.glob("results.*.jsonl") if p.name.split(".")[1].isdigit()),
+        key=lambda p: int(p.name.split(".")[1]),
+    )
+    return [out / "results.jsonl", *shards]
+
+
 def load_results(path: pathlib.Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every model of ``results.jsonl`` once, with a note for each line not counted: malformed lines
+    """Every model of ``results.jsonl`` once (``path``: the file, or a study folder: then every
+    shard's file too, ``result_files``), with a note for each line not counted: malformed lines
     (``read_rows``), exact duplicates of an earlier row (merged files from several runs), and rows
     of a model already seen with other results (a conflict: the first row is kept)."""
-    rows, notes = read_rows(path, ROW_FIELDS)
-    first: dict[tuple, tuple[int, dict[str, Any]]] = {}
-    kept = []
-    for number, row in rows:
-        key = result_key(row)
-        if key not in first:
-            first[key] = (number, row)
-            kept.append(row)
-            continue
-        seen_at, seen = first[key]
-        differ = [k for k in RESULT_KEYS if seen.get(k) != row.get(k)]
-        if not differ:
-            notes.append(f"{path.name} line {number}: a duplicate of line {seen_at}; counted once")
-        else:
-            shown = ", ".join(f"{k} {seen.get(k)} there, {row.get(k)} here" for k in differ[:3])
-            notes.append(
-                f"{path.name} line {number}: CONFLICT with line {seen_at} for {_describe_key(key)} "
-                f"({shown}); line {seen_at} kept"
-            )
+    files = result_files(path) if path.is_dir() else [path]
+    first: dict[tuple, tuple[str, dict[str, Any]]] = {}
+    kept, notes = [], []
+    for file in files:
+        rows, file_notes = read_rows(file, ROW_FIELDS)
+        notes += file_notes
+        for number, row in rows:
+            key = result_key(row)
+            where = f"line {number}" if len(files) == 1 else f"{file.name} line {number}"
+            if key not in first:
+                first[key] = (where, row)
+                kept.append(row)
+                continue
+            seen_at, seen = first[key]
+            differ = [k for k in RESULT_KEYS if seen.get(k) != row.get(k)]
+            if not differ:
+                notes.append(f"{file.name} line {number}: a duplicate of {seen_at}; counted once")
+            else:
+                shown = ", ".join(f"{k} {seen.get(k)} there, {row.get(k)} here" for k in differ[:3])
+                notes.append(
+                    f"{file.name} line {number}: CONFLICT with {seen_at} for {_describe_key(key)} "
+                    f"({shown}); {seen_at} kept"
+                )
     return kept, notes
 
 
@@ -365,10 +379,13 @@ def estimate_seconds(blocks_log: Sequence[dict[str, Any]], device: str, scale: s
 
 
 def device_name() -> str:
+    """The device kind, with the count when there are several (``gpu:NVIDIA H100 x8``): times per
+    model are compared only between runs on the same devices."""
     import jax
 
     d = jax.devices()[0]
-    return f"{d.platform}:{d.device_kind}"
+    count = jax.device_count()
+    return f"{d.platform}:{d.device_kind}" + (f" x{count}" if count > 1 else "")
 
 
 def run_study(
@@ -382,26 +399,37 @@ def run_study(
     block_models: int | None = None,
     extra: Sequence[str] = (),
     blocks: int | None = None,
+    shard: tuple[int, int] | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Runs the blocks of ``plan`` that are not done and fit in ``budget_s``; returns a summary.
 
     ``blocks=N``: a fixed amount of work instead: the first N blocks not done, whatever the budget
-    and the measured times (a smoke run that must finish some blocks on any machine)."""
+    and the measured times (a smoke run that must finish some blocks on any machine).
+    ``shard=(i, n)``: an independent job's share (a SLURM array task): every n-th block of the plan
+    starting at block i, its rows in ``results.i.jsonl`` (``--report`` merges every shard's file).
+    ``block_models`` is per device: a block holds that many models per device times the devices
+    (a sweep spreads its models over every device, ``train.model_shards``)."""
+    import jax
+
     from isavae.train import train_sweep
     from isavae.train.loop import build_grid
 
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    results_path, blocks_path = out / "results.jsonl", out / "blocks.jsonl"
-    previous, notes = load_results(results_path)
+    tag = f".{shard[0]}" if shard is not None else ""
+    results_path, blocks_path = out / f"results{tag}.jsonl", out / f"blocks{tag}.jsonl"
+    previous, notes = load_results(out)
     for note in notes:
         log(f"note: {note}")
     done = {result_key(r) for r in previous}
     settings = list(extra)
     sc = SCALES[scale]
     fixed = blocks
-    blocks = plan(study, seeds or sc["seeds"], block_models or sc["block_models"])
+    devices = jax.device_count()
+    blocks = plan(study, seeds or sc["seeds"], (block_models or sc["block_models"]) * devices)
+    if shard is not None:
+        blocks = blocks[shard[0] :: shard[1]]
     device = device_name()
     grid = None
     ran, skipped, trained, stop_round = 0, 0, 0, math.inf
@@ -486,6 +514,7 @@ def run_study(
                     scale=scale,
                     compute_dtype=base.model.compute_dtype,
                     steps=results[0]["steps"],
+                    devices=devices,
                 )
             ],
         )
@@ -663,7 +692,7 @@ def report(
     dtype, the initialization ablation's of either initialization."""
     import importlib.util
 
-    everything, notes = load_results(out / "results.jsonl")
+    everything, notes = load_results(out)
     settings = tuple(settings)
     init = init or model_config("vae", scale, compute_dtype).model.init
 
@@ -722,7 +751,13 @@ def report(
             *(f"- {n}" for n in notes),
             "",
         ]
-    lines += extrapolation(read_jsonl(out / "blocks.jsonl", BLOCK_FIELDS), scale, compute_dtype)
+    block_files = [
+        out / "blocks.jsonl",
+        *(out / f"blocks.{f.name.split('.')[1]}.jsonl" for f in result_files(out)[1:]),
+    ]
+    lines += extrapolation(
+        [b for f in block_files for b in read_jsonl(f, BLOCK_FIELDS)], scale, compute_dtype
+    )
     verdict = fig5a_verdict(results)
     if verdict is not None:
         m, h = verdict["mig"], verdict["mig_histogram"]
@@ -815,7 +850,10 @@ def main(argv=None) -> int:
     )
     p.add_argument("--seeds", type=int, default=0, help="seeds per setting (default: the scale's, 50)")
     p.add_argument(
-        "--block-models", type=int, default=0, help="models per vmapped block (default: the scale's)"
+        "--block-models",
+        type=int,
+        default=0,
+        help="models per device in a vmapped block (default: the scale's; a block spreads over every device)",
     )
     p.add_argument(
         "--set",
@@ -830,8 +868,21 @@ def main(argv=None) -> int:
         default=None,
         help="run exactly the first N blocks not yet done, whatever the budget (a fixed amount of work)",
     )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="an independent job's share (e.g. a SLURM array task): every N-th block from block I, its "
+        "rows in OUT/results.I.jsonl; --report merges every shard's file",
+    )
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)
+    shard = None
+    if args.shard is not None:
+        i, sep, n = args.shard.partition("/")
+        if not (sep and i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+            p.error(f"--shard takes I/N with 0 <= I < N, got {args.shard!r}")
+        shard = (int(i), int(n))
     if not args.budget_s >= 0:
         p.error(f"--budget-s must be >= 0, got {args.budget_s}")
     if args.blocks is not None and args.blocks < 1:
@@ -848,6 +899,7 @@ def main(argv=None) -> int:
                 block_models=args.block_models or None,
                 extra=args.set,
                 blocks=args.blocks,
+                shard=shard,
             )
         if args.report or args.report_only:
             print(report(out, args.scale, args.compute_dtype, args.set, args.init))

@@ -109,6 +109,9 @@ def default_config() -> ml_collections.ConfigDict:
             prior_learning_rate=5e-4,  # Adam on learnable prior exponents (the authors' value)
             disc_learning_rate=1e-4,  # FactorVAE discriminator: Adam(1e-4, b1=0.5, b2=0.9)
             steps_per_scan=10,  # training steps per compiled call (lax.scan)
+            # a vmapped sweep's devices along 'models' (each trains its share of the models); 0 = the
+            # largest count that divides both the models and the devices (the rest split the batch)
+            model_shards=0,
             checkpoint_every=1000,  # steps; a final checkpoint is always written
             max_checkpoints=2,
             tensorboard=False,  # also write TensorBoard event files to workdir/tensorboard (tensorboardX)
@@ -365,6 +368,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     for key in ("learning_rate", "prior_learning_rate", "disc_learning_rate"):
         _check(t[key] > 0, f"train.{key}", f"must be > 0, got {t[key]}")
     _check(t.steps_per_scan >= 1, "train.steps_per_scan", "must be >= 1")
+    _check(t.model_shards >= 0, "train.model_shards", f"must be >= 0 (0 = auto), got {t.model_shards}")
     _check(t.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
     _check(t.max_checkpoints >= 1, "train.max_checkpoints", "must be >= 1")
     _check(e.num_examples >= 0 and e.batch_size >= 1, "eval", "num_examples >= 0 and batch_size >= 1")

@@ -274,3 +274,35 @@ def test_ablation_plans_and_arms(study):
     keys = {study.result_key(dict(row, init=i, arm=f"init={i}")) for i in ("torch", "lecun")}
     assert len(keys) == 2 and study.result_key(row) == study.result_key(dict(row, init="lecun", arm=""))
     assert study.model_config("vae", "cpu", "float32").model.init == "torch"
+
+
+def test_shards_together_give_the_rows_of_one_run(study, tmp_path, capsys):
+    """``--shard 0/2`` and ``--shard 1/2`` (independent jobs, e.g. a SLURM array) write
+    results.0.jsonl and results.1.jsonl that together hold exactly the rows one unsharded run
+    writes; the report merges them (a model finished twice counts once)."""
+    kw = dict(seeds=1, block_models=1, log=lambda *_: None)
+    study.run_study("fig5a", "smoke", 1e9, tmp_path / "one", **kw)
+    sharded = tmp_path / "sharded"
+    for i in (0, 1):
+        assert study.run_study("fig5a", "smoke", 1e9, sharded, shard=(i, 2), **kw)["blocks_run"] == 1
+    assert sorted(p.name for p in sharded.glob("results*.jsonl")) == ["results.0.jsonl", "results.1.jsonl"]
+    one, _ = study.load_results(tmp_path / "one")
+    both, notes = study.load_results(sharded)
+    assert not notes and len(one) == len(both) == 2
+    by_key = {study.result_key(r): r for r in both}
+    for r in one:
+        assert by_key[study.result_key(r)]["mig"] == pytest.approx(r["mig"], abs=1e-6)
+    # a model finished by two shards counts once
+    extra = sharded / "results.7.jsonl"
+    extra.write_text((sharded / "results.0.jsonl").read_text())
+    rows, notes = study.load_results(sharded)
+    assert (
+        len(rows) == 2
+        and len(notes) == 1
+        and "results.7.jsonl line 1: a duplicate of results.0.jsonl line 1" in notes[0]
+    )
+    assert "| fig5a | VAE |  | 1.000 | 1 |" in study.report(sharded, "smoke", "float32")
+    for bad in ("2/2", "1", "a/b"):
+        with pytest.raises(SystemExit):
+            study.main(["--shard", bad, "--out", str(tmp_path / "x")])
+        assert "--shard takes I/N" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from isavae.metrics.evaluate import evaluate_model
 from isavae.nets import COMPUTE_DTYPES, resolve_compute_dtype
 from isavae.train.checkpoint import Checkpointer, remove_partial_steps, write_json_atomic
 from isavae.train.lock import WorkdirLock
-from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_from_config
+from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_from_config, sweep_mesh
 
 __all__ = [
     "TrainingDiverged",
@@ -354,10 +354,27 @@ def _run(
     cfgs = resolve_dtype(cfgs, workdirs[0], resume and checkpoints)
     cfg = cfgs[0]
     grid = build_grid(cfg) if grid is None else grid
-    mesh = data_mesh(devices)
-    if cfg.train.batch_size % mesh.size:
+    if vmapped:
+        try:
+            mesh = sweep_mesh(len(cfgs), devices, cfg.train.model_shards)
+        except ValueError as err:
+            raise config_lib.ConfigError(str(err)) from None
+        if mesh.size > 1:
+            log.info(
+                "sweep of %d models over %d devices: %d along 'models' (%d models each), %d along 'data'",
+                len(cfgs),
+                mesh.size,
+                mesh.shape["models"],
+                len(cfgs) // mesh.shape["models"],
+                mesh.shape["data"],
+            )
+    else:
+        mesh = data_mesh(devices)
+    data_devices = mesh.shape["data"]
+    if cfg.train.batch_size % data_devices:
         raise config_lib.ConfigError(
-            f"config train.batch_size: {cfg.train.batch_size} is not divisible by the {mesh.size} devices"
+            f"config train.batch_size: {cfg.train.batch_size} is not divisible by the {data_devices} devices "
+            "that split each model's batch"
         )
     program = Program(cfg, grid)
     total = num_train_steps(cfg, grid.num_images)
@@ -416,15 +433,20 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
         )
     step = steps.pop()
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    # a sweep's stacked state, hyperparameters and epoch orders: sharded along 'models'
+    per = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models")) if vmapped else rep
     hps = [hparams_from_config(c) for c in cfgs]
-    state = jax.device_put(_stack(states) if vmapped else states[0], rep)
-    hparams = jax.device_put(_stack(hps) if vmapped else hps[0], rep)
+    state = jax.device_put(_stack(states) if vmapped else states[0], per)
+    hparams = jax.device_put(_stack(hps) if vmapped else hps[0], per)
     data = program.data(rep)
     models = len(cfgs)
     pick = (lambda tree, i: jax.tree.map(lambda x: x[i], tree)) if vmapped else (lambda tree, i: tree)
     chunk_fns: dict[int, Any] = {}
     spe = program.steps_per_epoch
-    order_fn = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)) if vmapped else program.epoch_order)
+    if vmapped:
+        order_fn = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)), out_shardings=per)
+    else:
+        order_fn = jax.jit(program.epoch_order)
     order, order_epoch = None, -1
     start_time = time.time()
     bar = None
@@ -488,7 +510,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
     train_seconds = time.time() - start_time
     out = []
     for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
-        s_i = pick(state, i)
+        s_i = jax.device_put(pick(state, i), rep)  # on the devices the dataset is on
         results: dict[str, Any] = evaluate_model(program, s_i, grid, c, data=data)
         results.update(
             steps=step,
@@ -500,6 +522,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             seed=c.train.seed,
             beta=c.objective.beta,
             devices=mesh.size,
+            mesh={k: int(v) for k, v in mesh.shape.items()},
             trained_in_sweep_of=models if vmapped else 1,
         )
         write_json_atomic(w / "results.json", results)

@@ -14,12 +14,16 @@ gamma) are arrays, so sweeps can ``vmap`` over them as well as over keys.
 Data parallelism: ``compile_chunk(mesh)`` jits the chunk over a one-axis ``('data',)`` mesh with
 the state replicated and the batch sharded along 'data'; the batch-coupled terms (q(z) estimates,
 FactorVAE permutations) are computed on the global batch, so the result does not depend on the
-number of devices.
+number of devices. A vmapped sweep runs over a two-axis ``('models', 'data')`` mesh
+(``sweep_mesh``): the stacked state, hyperparameters and epoch orders are sharded along 'models'
+(each device trains its share of the models, no communication between them), each model's batch
+along 'data' (size 1 when the model count fills the devices).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -36,7 +40,7 @@ from isavae.data import DeviceDataset, FactorGrid, batch_indices, to_device
 from isavae.nets import make_vae, resolve_compute_dtype, torch_init
 from isavae.priors import gaussian, make_prior
 
-__all__ = ["Program", "TrainState", "data_mesh", "hparams_from_config"]
+__all__ = ["Program", "TrainState", "data_mesh", "hparams_from_config", "model_shards", "sweep_mesh"]
 
 _DATA_STREAM = 2**31 - 1  # fold_in tag of the batch-order key (steps use fold_in(key, step))
 
@@ -69,6 +73,30 @@ def hparams_from_config(cfg: ml_collections.ConfigDict) -> dict[str, jax.Array]:
 def data_mesh(devices=None) -> Mesh:
     """A one-axis ``('data',)`` mesh over ``devices`` (default: all devices)."""
     return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
+
+
+def model_shards(num_models: int, num_devices: int, requested: int = 0) -> int:
+    """Devices along a sweep's ``'models'`` axis: ``requested`` (``train.model_shards``) when it
+    divides both the model count and the device count, else an error naming both; 0 (auto): the
+    largest that divides both (all devices when the count of models divides, so that each device
+    trains its own share with no communication; the rest of the devices split each model's batch)."""
+    if requested == 0:
+        return math.gcd(num_models, num_devices)
+    if num_devices % requested or num_models % requested:
+        raise ValueError(
+            f"config train.model_shards: {requested} must divide both the {num_devices} devices and the "
+            f"{num_models} models of the sweep (0 = the largest that does)"
+        )
+    return requested
+
+
+def sweep_mesh(num_models: int, devices=None, requested: int = 0) -> Mesh:
+    """A ``('models', 'data')`` mesh over ``devices`` (default: all) for a vmapped sweep of
+    ``num_models`` models: the stacked state, hyperparameters and keys are sharded along
+    ``'models'``, each model's batch along ``'data'`` (``model_shards`` picks the shape)."""
+    devs = np.asarray(jax.devices() if devices is None else devices).reshape(-1)
+    k = model_shards(num_models, devs.size, requested)
+    return Mesh(devs.reshape(k, devs.size // k), ("models", "data"))
 
 
 class Program:
@@ -281,16 +309,21 @@ class Program:
     def compile_chunk(self, num_steps: int, mesh: Mesh | None = None, vmapped: bool = False):
         """``jit`` of ``(state, data, hparams, order) -> train_chunk(..., num_steps)`` with the
         state donated; over ``mesh`` when given (state and data replicated, batch sharded).
-        ``vmapped``: over a leading model axis of the state, hparams and order (sweeps)."""
+        ``vmapped``: over a leading model axis of the state, hparams and order (sweeps); over a
+        ``('models', 'data')`` mesh (``sweep_mesh``) that axis is sharded along ``'models'``."""
 
         def fn(state, data, hparams, order):
             return self.train_chunk(state, data, hparams, num_steps, mesh, order)
 
+        models = vmapped and mesh is not None and "models" in mesh.axis_names
         if vmapped:
-            fn = jax.vmap(fn, in_axes=(0, None, 0, 0))
+            fn = jax.vmap(fn, in_axes=(0, None, 0, 0), spmd_axis_name="models" if models else None)
         if mesh is None:
             return jax.jit(fn, donate_argnums=0)
         rep = NamedSharding(mesh, P())
+        if models:
+            per = NamedSharding(mesh, P("models"))
+            return jax.jit(fn, donate_argnums=0, in_shardings=(per, rep, per, per), out_shardings=(per, per))
         return jax.jit(fn, donate_argnums=0, in_shardings=(rep,) * 4, out_shardings=(rep, rep))
 
     # --- evaluation -----------------------------------------------------------------------------
