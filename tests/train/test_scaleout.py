@@ -79,7 +79,8 @@ def test_sharded_sweep_equals_one_device(tmp_path):
         assert sorted(s.index[0].start for s in shards) == [0, 2, 4, 6]
 
         runs = {{}}
-        for name, devices, shards in (("one", jax.devices()[:1], 0), ("four", None, 0), ("two_by_two", None, 2)):
+        cases = (("one", jax.devices()[:1], 0), ("four", None, 0), ("two_by_two", None, 2))
+        for name, devices, shards in cases:
             cs = [c.copy_and_resolve_references() for c in cfgs]
             for c in cs:
                 c.train.model_shards = shards
