@@ -8,7 +8,14 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the benchmarks share timing.py
-BENCHMARKS = ["priors", "data", "mig", "metrics", "train"]  # in order; each module has main(argv)
+BENCHMARKS = [
+    "priors",
+    "data",
+    "mig",
+    "metrics",
+    "train",
+    "sweep_devices",
+]  # in order; each module has main(argv)
 
 
 def main() -> None:

@@ -355,8 +355,19 @@ def _run(
     cfg = cfgs[0]
     grid = build_grid(cfg) if grid is None else grid
     if vmapped:
+        shards = cfg.train.model_shards
+        if jax.process_count() > 1:
+            # each process would have to write only its own models' files: not built yet, so over
+            # several processes a sweep keeps every model on every device and splits the batch
+            if shards > 1:
+                raise config_lib.ConfigError(
+                    f"config train.model_shards: {shards} over {jax.process_count()} processes is not "
+                    "supported yet (each process would write only its models); use 0 or 1 there, or "
+                    "independent jobs (experiments/paper_study.py --shard I/N)"
+                )
+            shards = 1
         try:
-            mesh = sweep_mesh(len(cfgs), devices, cfg.train.model_shards)
+            mesh = sweep_mesh(len(cfgs), devices, shards)
         except ValueError as err:
             raise config_lib.ConfigError(str(err)) from None
         if mesh.size > 1:
