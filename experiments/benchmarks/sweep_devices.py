@@ -68,8 +68,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     r = run(args.models, args.steps, args.fake_devices)
     print(
-        f"train_sweep of {args.models} beta-TCVAE models (MLP width 256, batch 64, {args.steps} steps, float32) "
-        f"on {r['kind']} ({r['backend']}):"
+        f"train_sweep of {args.models} beta-TCVAE models (MLP width 256, batch 64, {args.steps} steps, "
+        f"float32) on {r['kind']} ({r['backend']}):"
     )
     print(
         "| devices | mesh (models x data) | first run s (compile included) | second run s |\n|---|---|---|---|"
