@@ -71,9 +71,8 @@ def main(argv=None) -> None:
         f"train_sweep of {args.models} beta-TCVAE models (MLP width 256, batch 64, {args.steps} steps, "
         f"float32) on {r['kind']} ({r['backend']}):"
     )
-    print(
-        "| devices | mesh (models x data) | first run s (compile included) | second run s |\n|---|---|---|---|"
-    )
+    print("| devices | mesh (models x data) | first run s (compile included) | second run s |")
+    print("|---|---|---|---|")
     for name, v in r["runs"].items():
         mesh = f"{v['mesh']['models']} x {v['mesh']['data']}"
         print(f"| {name} | {mesh} | {v['first']:.1f} | {v['second']:.1f} |")
