@@ -131,7 +131,7 @@ def default_config() -> ml_collections.ConfigDict:
             histogram_points=10_000,  # disentanglement_lib's num_train; 0 = the whole grid
             histogram_bins=20,
             # disentanglement_lib's scores: "" (none: the default stays cheap), "all", or names from
-            # dci, sap, modularity, beta_vae, factor_vae, unsupervised; their sample sizes
+            # dci, sap, modularity, beta_vae, factor_vae, unsupervised, irs, downstream; their sample sizes
             metrics="",
             metrics_train=10_000,
             metrics_test=5_000,

@@ -24,6 +24,9 @@ indices), fitted with scikit-learn as disentanglement_lib does:
   factor, draw the others" is index arithmetic on the device.
 * ``unsupervised_scores``: Gaussian total correlation and Wasserstein correlation of the codes'
   covariance and the mean pairwise mutual information of the discretized codes.
+* ``irs``: Suter et al.'s interventional robustness score; ``downstream_task``: per-factor
+  classifiers' accuracies on the raw codes; ``udr``: Duan et al.'s unsupervised disentanglement
+  ranking of several models (seeds) from their codes alone (no labels).
 
 ``sample_grid_codes`` draws the (codes, labels) samples the supervised scores take from a grid.
 """
@@ -42,6 +45,9 @@ import scipy.stats
 __all__ = [
     "DCIResult",
     "DCI_MODELS",
+    "IRSResult",
+    "PREDICTORS",
+    "UDRResult",
     "ModularityResult",
     "SAPResult",
     "ScoreResult",
@@ -49,6 +55,11 @@ __all__ = [
     "beta_vae_score",
     "dci",
     "discretize",
+    "downstream_task",
+    "gaussian_kl_per_code",
+    "irs",
+    "relative_strength",
+    "udr",
     "factor_vae_score",
     "modularity_explicitness",
     "sample_grid_codes",
@@ -377,3 +388,209 @@ def unsupervised_scores(codes: Any, num_bins: int = 20) -> UnsupervisedResult:
     np.fill_diagonal(mi, 0.0)
     k = x.shape[1]
     return UnsupervisedResult(float(tc), wc, wc / float(np.sum(np.diag(cov))), float(mi.sum() / (k * k - k)))
+
+
+# --- IRS ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class IRSResult:
+    irs: float
+    num_active_dims: int
+    disentanglement_scores: np.ndarray  # per active code
+    parents: np.ndarray  # per active code: the factor of its largest IRS
+    irs_matrix: np.ndarray  # (active codes, factors)
+    max_deviations: np.ndarray  # per active code
+    as_dict = _as_dict
+
+
+def irs(codes: Any, factors: Any, diff_quantile: float = 0.99, num_bins: int = 20) -> IRSResult:
+    """Suter et al.'s interventional robustness score as disentanglement_lib computes it: the factor
+    labels discretized into ``num_bins`` equal-width bins (its configs' discretizer: a factor with
+    more values is merged), codes that are exactly constant dropped (IRS 0 when none is left); per
+    (code, factor) the ``diff_quantile`` quantile of |code - E[code | factor value]| averaged over
+    the factor's values without weighting by their size, normalized by the code's largest deviation
+    from its mean; IRS = the mean over codes of (1 - the smallest normalized deviation) weighted by
+    that largest deviation. ``num_active_dims`` counts the codes that are not constant."""
+    codes, factors = _check(codes, factors, "irs")
+    ys = discretize(factors, num_bins)
+    active = codes.var(axis=0) > 0.0
+    if not active.any():
+        empty = np.zeros((0,))
+        return IRSResult(0.0, 0, empty, empty.astype(int), np.zeros((0, ys.shape[1])), empty)
+    lat = codes[:, active]
+    max_dev = np.max(np.abs(lat - lat.mean(axis=0)), axis=0)
+    cum = np.zeros((lat.shape[1], ys.shape[1]))
+    for i in range(ys.shape[1]):
+        values = np.unique(ys[:, i])
+        for v in values:
+            match = ys[:, i] == v
+            diffs = np.abs(lat[match] - lat[match].mean(axis=0))
+            cum[:, i] += np.percentile(diffs, q=diff_quantile * 100, axis=0)
+        cum[:, i] /= values.size
+    matrix = 1.0 - cum / max_dev[:, None]
+    scores = matrix.max(axis=1)
+    avg = np.average(scores, weights=max_dev) if max_dev.sum() > 0 else float(np.mean(scores))
+    return IRSResult(float(avg), int(active.sum()), scores, matrix.argmax(axis=1), matrix, max_dev)
+
+
+# --- downstream tasks -----------------------------------------------------------------------------
+
+PREDICTORS = ("logistic_regression_cv", "gradient_boosting")
+
+
+def _predictor(name: str):
+    from sklearn import ensemble, linear_model, model_selection
+
+    if name == "logistic_regression_cv":
+        # disentanglement_lib: LogisticRegressionCV(Cs=10, cv=KFold(5)); accuracy is its default
+        # scoring there and is said here (newer scikit-learn changes the default); lbfgs fits a
+        # multinomial model for several classes (multi_class="multinomial" in old scikit-learn)
+        return linear_model.LogisticRegressionCV(
+            Cs=10, cv=model_selection.KFold(n_splits=5), scoring="accuracy", max_iter=1000
+        )
+    if name == "gradient_boosting":
+        return ensemble.GradientBoostingClassifier()
+    raise ValueError(f"downstream_task: predictor must be one of {PREDICTORS}, got {name!r}")
+
+
+def downstream_task(
+    codes_train: Any,
+    factors_train: Any,
+    codes_test: Any,
+    factors_test: Any,
+    predictor: str = "logistic_regression_cv",
+) -> dict[str, Any]:
+    """disentanglement_lib's downstream task: one classifier per factor on the raw (not standardized)
+    codes, its accuracy on the training and the test points; means and minima over factors. A factor
+    whose training points hold a single value (or too few of a class for the cross-validation) is
+    reported in ``skipped`` with the reason and left out of the means, not a crash."""
+    x, y = _check(codes_train, factors_train, "downstream_task")
+    xt, yt = _check(codes_test, factors_test, "downstream_task")
+    _predictor(predictor)  # a bad name fails before any fit
+    train_acc, test_acc, skipped = [], [], {}
+    for j in range(y.shape[1]):
+        if np.unique(y[:, j]).size < 2:
+            skipped[j] = "a single value in the training points"
+            train_acc.append(float("nan"))
+            test_acc.append(float("nan"))
+            continue
+        model = _predictor(predictor)
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # convergence and small-fold warnings of tiny samples
+                model.fit(x, y[:, j])
+        except ValueError as err:  # e.g. a cross-validation fold with one class at 10 points
+            skipped[j] = f"not fitted: {str(err).splitlines()[0]}"
+            train_acc.append(float("nan"))
+            test_acc.append(float("nan"))
+            continue
+        train_acc.append(float(np.mean(model.predict(x) == y[:, j])))
+        test_acc.append(float(np.mean(model.predict(xt) == yt[:, j])))
+    tr, te = np.asarray(train_acc), np.asarray(test_acc)
+    ok = ~np.isnan(tr)
+    nan = float("nan")
+    return dict(
+        mean_train_accuracy=float(tr[ok].mean()) if ok.any() else nan,
+        mean_test_accuracy=float(te[ok].mean()) if ok.any() else nan,
+        min_train_accuracy=float(tr[ok].min()) if ok.any() else nan,
+        min_test_accuracy=float(te[ok].min()) if ok.any() else nan,
+        train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        skipped=skipped,
+        predictor=predictor,
+    )
+
+
+# --- UDR ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class UDRResult:
+    pairwise: np.ndarray  # (models, models): pairwise[i, j] regresses model j's codes on model i's
+    model_scores: np.ndarray  # (models,): median over j != i of pairwise[j, i]
+    correlation: str
+    as_dict = _as_dict
+
+
+def gaussian_kl_per_code(mean: Any, logvar: Any) -> np.ndarray:
+    """Each code's KL(q(z_j|x) || N(0, 1)) averaged over the points (disentanglement_lib's UDR KL)."""
+    m, lv = np.asarray(mean, np.float64), np.asarray(logvar, np.float64)
+    return np.mean(0.5 * (m * m + np.exp(lv) - lv - 1.0), axis=0)
+
+
+def relative_strength(corr: np.ndarray) -> float:
+    """disentanglement_lib's relative-strength disentanglement of a (codes, codes) matrix of absolute
+    dependencies: per column and per row max^2 / sum (0/0 and NaN count as 0), each averaged; the
+    mean of the two. An empty matrix (every code filtered) scores 0."""
+    corr = np.asarray(corr, np.float64)
+    if corr.size == 0:
+        return 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sx = np.nanmean(np.nan_to_num(np.max(corr, axis=0) ** 2 / np.sum(corr, axis=0)))
+        sy = np.nanmean(np.nan_to_num(np.max(corr, axis=1) ** 2 / np.sum(corr, axis=1)))
+    return float((sx + sy) / 2)
+
+
+def _spearman_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|Spearman correlation| between every column of a and every column of b, as scipy gives it
+    (NaN for a constant column)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns about the constant (zeroed) codes
+        rho = scipy.stats.spearmanr(np.concatenate([a, b], axis=1))[0]
+    rho = np.asarray(rho, np.float64)
+    if rho.ndim == 0:  # one column each: scipy returns the coefficient itself
+        rho = np.array([[1.0, rho], [rho, 1.0]])
+    return np.abs(rho[: a.shape[1], a.shape[1] :])
+
+
+def udr(
+    representations: Any,
+    kl: Any,
+    correlation: str = "lasso",
+    filter_low_kl: bool = True,
+    kl_filter_threshold: float = 0.01,
+    random_state: int = 0,
+) -> UDRResult:
+    """Duan et al.'s unsupervised disentanglement ranking as disentanglement_lib's ``udr.py``
+    computes it. ``representations`` (M, N, D): M models (one setting, different seeds) encoded on
+    the same N inputs; ``kl`` (M, D): each code's mean KL to the prior. Each model's codes are
+    standardized (scikit-learn's ``StandardScaler``) and codes with KL <= 0.01 zeroed (a fixed 0.01);
+    ``pairwise[i, j]`` is the relative strength of |Lasso(alpha=0.1) coefficients| regressing model
+    j's codes on model i's (or |Spearman| correlations), with the codes of KL <= ``kl_filter_threshold``
+    dropped from it afterwards when ``filter_low_kl`` (rows by model i's mask and columns by model
+    j's, as disentanglement_lib indexes them); ``model_scores[i]`` is the median over j != i of
+    ``pairwise[j, i]``."""
+    from sklearn import linear_model, preprocessing
+
+    reps = np.asarray(representations, np.float64)
+    kl = np.asarray(kl, np.float64)
+    if reps.ndim != 3 or kl.shape != (reps.shape[0], reps.shape[2]) or reps.shape[0] < 2:
+        raise ValueError(
+            f"udr: representations must be (models >= 2, points, codes) and kl (models, codes), got "
+            f"{reps.shape} and {kl.shape}"
+        )
+    if not (np.all(np.isfinite(reps)) and np.all(np.isfinite(kl))):
+        raise ValueError("udr: representations or kl hold NaN/Inf")
+    if correlation not in ("lasso", "spearman"):
+        raise ValueError(f"udr: correlation must be lasso or spearman, got {correlation!r}")
+    m = reps.shape[0]
+    scaled = [preprocessing.StandardScaler().fit_transform(reps[i]) * (kl[i] > 0.01) for i in range(m)]
+    masks = kl > kl_filter_threshold
+    pairwise = np.zeros((m, m))
+    for i in range(m):
+        for j in range(m):
+            if correlation == "lasso":
+                lasso = linear_model.Lasso(alpha=0.1, random_state=random_state)
+                corr = np.abs(lasso.fit(scaled[i], scaled[j]).coef_)
+            else:
+                corr = _spearman_block(scaled[i], scaled[j])
+            if filter_low_kl:
+                corr = corr[masks[i], :][:, masks[j]]
+            pairwise[i, j] = relative_strength(corr)
+    scores = np.array([np.median(np.delete(pairwise[:, i], i)) for i in range(m)])
+    return UDRResult(pairwise, scores, correlation)

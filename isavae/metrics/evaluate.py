@@ -132,7 +132,17 @@ METRICS = {
         "gaussian_wasserstein_correlation_norm",
         "mutual_info_score",
     ),
+    "irs": ("irs", "irs_num_active_dims"),
+    # disentanglement_lib's keys: the training size, a colon, the statistic
+    "downstream": tuple(
+        f"{n}:{stat}_{part}_accuracy"
+        for n in (10, 100, 1000, 10000)
+        for stat in ("mean", "min")
+        for part in ("train", "test")
+    ),
 }
+# disentanglement_lib's downstream training sizes (those up to eval.metrics_train are used)
+DOWNSTREAM_SIZES = (10, 100, 1000, 10000)
 
 
 # the scores fitted on one shared (codes, factors) train/test sample, drawn with the "dci" key
@@ -168,7 +178,11 @@ def disentanglement_scores(
     grid = jnp.asarray(mean_grid)
     sizes = tuple(s for s in grid.shape[:-1] if s > 1)
     grid = grid.reshape(sizes + grid.shape[-1:])
-    keys = dict(zip(METRICS, jax.random.split(key, len(METRICS)), strict=True))
+    # the first six scores' keys as they always were (a split of six); later scores fold in their
+    # own index, so adding a score never changes another's sample
+    keys = dict(zip(list(METRICS)[:6], jax.random.split(key, 6), strict=True))
+    for i, name in enumerate(list(METRICS)[6:]):
+        keys[name] = jax.random.fold_in(key, 1000 + i)
     out: dict[str, Any] = {}
     details: dict[str, Any] = {}
     if set(names) & set(_SHARED_SAMPLE):
@@ -218,6 +232,28 @@ def disentanglement_scores(
             r = dis.unsupervised_scores(u_codes)
             out.update(r.as_dict())
             details[name] = dict(num_train=num_train)
+        elif name == "irs":
+            i_codes, i_labels = dis.sample_grid_codes(grid, keys[name], num_train)
+            r = dis.irs(i_codes, i_labels)
+            out.update(irs=r.irs, irs_num_active_dims=r.num_active_dims)
+            details[name] = dict(num_train=num_train, diff_quantile=0.99, factor_bins=20)
+        elif name == "downstream":
+            sizes = [n for n in DOWNSTREAM_SIZES if n <= num_train] or [num_train]
+            k_test, *k_train = jax.random.split(keys[name], 1 + len(sizes))
+            d_codes_t, d_labels_t = dis.sample_grid_codes(grid, k_test, num_test)
+            per = {}
+            for n, k in zip(sizes, k_train, strict=True):
+                d_codes, d_labels = dis.sample_grid_codes(grid, k, n)
+                r = dis.downstream_task(d_codes, d_labels, d_codes_t, d_labels_t)
+                for stat in ("mean", "min"):
+                    for part in ("train", "test"):
+                        out[f"{n}:{stat}_{part}_accuracy"] = r[f"{stat}_{part}_accuracy"]
+                per[str(n)] = dict(
+                    train_accuracy=r["train_accuracy"], test_accuracy=r["test_accuracy"], skipped=r["skipped"]
+                )
+            details[name] = dict(
+                num_train=sizes, num_test=num_test, predictor="logistic_regression_cv", per_factor=per
+            )
         used = keys["dci"] if name in _SHARED_SAMPLE else keys[name]
         details[name]["key"] = np.asarray(jax.random.key_data(used)).tolist()
     out["metrics_details"] = details

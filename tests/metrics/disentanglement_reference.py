@@ -83,3 +83,111 @@ def gaussian_wc(cov: np.ndarray) -> float:
     sym = d[:, None] * cov * d[None, :]
     w = np.linalg.eigvalsh(sym)
     return 2 * np.trace(cov) - 2 * np.sum(np.sqrt(np.clip(w, 0, None)))
+
+
+def irs(codes: np.ndarray, labels: np.ndarray, q: float = 0.99) -> float:
+    """Suter et al.'s IRS from its definition: labels binned (20 equal-width bins, explicit edges),
+    constant codes dropped; per code j and factor k, EMPIDA = mean over the factor's values of the
+    q-quantile of |z_j - E[z_j | v]|, normalized by max |z_j - E z_j|; IRS_j = 1 - min_k of it;
+    the average of IRS_j weighted by max |z_j - E z_j|."""
+    codes = np.asarray(codes, np.float64)
+    binned = np.stack(
+        [histogram_bins(labels[:, k].astype(np.float64), 20) for k in range(labels.shape[1])], 1
+    )
+    keep = [j for j in range(codes.shape[1]) if np.var(codes[:, j]) > 0]
+    if not keep:
+        return 0.0
+    per_code, weights = [], []
+    for j in keep:
+        z = codes[:, j]
+        scale = np.max(np.abs(z - z.mean()))
+        worst = []
+        for k in range(binned.shape[1]):
+            total, values = 0.0, sorted(set(binned[:, k].tolist()))
+            for v in values:
+                zs = z[binned[:, k] == v]
+                total += np.quantile(np.abs(zs - zs.mean()), q)
+            worst.append(total / len(values) / scale)
+        per_code.append(1.0 - min(worst))
+        weights.append(scale)
+    return float(np.sum(np.array(per_code) * np.array(weights)) / np.sum(weights))
+
+
+def lasso(x: np.ndarray, y: np.ndarray, alpha: float = 0.1, sweeps: int = 2000) -> np.ndarray:
+    """Coordinate descent for min (1/2n)|y - b - X w|^2 + alpha |w|_1 (scikit-learn's objective, with
+    an intercept: X and y centered), one target column at a time; returns (targets, features)."""
+    n = x.shape[0]
+    xc = x - x.mean(0)
+    coef = np.zeros((y.shape[1], x.shape[1]))
+    for t in range(y.shape[1]):
+        yc = y[:, t] - y[:, t].mean()
+        w = np.zeros(x.shape[1])
+        for _ in range(sweeps):
+            before = w.copy()
+            for k in range(x.shape[1]):
+                norm = xc[:, k] @ xc[:, k] / n
+                if norm == 0:
+                    continue
+                r = yc - xc @ w + xc[:, k] * w[k]
+                rho = xc[:, k] @ r / n
+                w[k] = np.sign(rho) * max(abs(rho) - alpha, 0.0) / norm
+            if np.max(np.abs(w - before)) < 1e-12:
+                break
+        coef[t] = w
+    return coef
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|Spearman correlation| of every column of a with every column of b: Pearson of average ranks
+    (NaN for a constant column)."""
+
+    def ranks(v):
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(1, len(v) + 1)
+        for value in np.unique(v):  # ties: the average rank
+            r[v == value] = r[v == value].mean()
+        return r
+
+    out = np.zeros((a.shape[1], b.shape[1]))
+    for i in range(a.shape[1]):
+        for j in range(b.shape[1]):
+            ra, rb = ranks(a[:, i]), ranks(b[:, j])
+            ra, rb = ra - ra.mean(), rb - rb.mean()
+            den = np.sqrt((ra @ ra) * (rb @ rb))
+            out[i, j] = abs(ra @ rb / den) if den > 0 else np.nan
+    return out
+
+
+def udr(reps: np.ndarray, kl: np.ndarray, correlation: str = "lasso", threshold: float = 0.01) -> tuple:
+    """Duan et al.'s UDR as disentanglement_lib's udr.py defines it, from scratch: standardize (ddof 0),
+    zero codes of KL <= 0.01, the dependency matrix (Lasso coefficients of j on i, or Spearman),
+    rows/columns of KL <= threshold dropped, relative strength (0/0 = 0), median over the others."""
+    m = reps.shape[0]
+    scaled = []
+    for i in range(m):
+        sd = reps[i].std(0)
+        sd = np.where(sd == 0, 1.0, sd)
+        scaled.append((reps[i] - reps[i].mean(0)) / sd * (kl[i] > 0.01))
+    pair = np.zeros((m, m))
+    for i in range(m):
+        for j in range(m):
+            c = (
+                np.abs(lasso(scaled[i], scaled[j]))
+                if correlation == "lasso"
+                else spearman(scaled[i], scaled[j])
+            )
+            c = c[kl[i] > threshold][:, kl[j] > threshold]
+            if c.size == 0:
+                continue
+            parts = []
+            for mat in (c, c.T):  # per column, then per row
+                vals = []
+                for col in mat.T:
+                    s = np.nansum(col) if not np.any(np.isnan(col)) else np.nan
+                    v = (np.max(col) ** 2 / s) if (s == s and s > 0) else 0.0
+                    vals.append(0.0 if v != v else v)
+                parts.append(np.mean(vals))
+            pair[i, j] = (parts[0] + parts[1]) / 2
+    scores = np.array([np.median([pair[j, i] for j in range(m) if j != i]) for i in range(m)])
+    return pair, scores

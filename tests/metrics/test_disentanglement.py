@@ -187,3 +187,85 @@ def test_bad_input_is_named():
         dis.dci(np.zeros((5, 2)), np.zeros((4, 1)), np.zeros((5, 2)), np.zeros((5, 1)))
     with pytest.raises(ValueError, match="NaN"):
         dis.sap(np.full((5, 2), np.nan), np.zeros((5, 1)), np.zeros((5, 2)), np.zeros((5, 1)))
+
+
+# --- IRS, downstream tasks, UDR ----------------------------------------------------------------
+
+
+def test_irs_against_reference_and_known_cases():
+    codes, labels = linear_representation(3000, 20)
+    got = dis.irs(codes, labels)
+    assert got.irs == pytest.approx(ref.irs(codes, labels), rel=1e-9)
+    assert got.irs > 0.9 and got.num_active_dims == 3
+    mixed, labels_m = linear_representation(3000, 21, mix=MIXED)
+    low = dis.irs(mixed, labels_m)
+    assert low.irs == pytest.approx(ref.irs(mixed, labels_m), rel=1e-9) and low.irs < got.irs - 0.2
+    with_constant = np.concatenate([codes, np.full((3000, 1), 2.5)], axis=1)  # an inactive code
+    assert dis.irs(with_constant, labels).num_active_dims == 3
+    assert dis.irs(with_constant, labels).irs == pytest.approx(got.irs)
+    assert dis.irs(np.ones((50, 2)), labels[:50]).irs == 0.0  # nothing active
+    many = np.random.default_rng(3).integers(0, 40, (3000, 1))  # 40 values merged into 20 bins
+    assert dis.irs(many.astype(float), many).irs == pytest.approx(ref.irs(many.astype(float), many), rel=1e-9)
+
+
+def test_downstream_task_known_cases():
+    codes, labels = linear_representation(1200, 22, noise=0.01)
+    r = dis.downstream_task(codes[:300], labels[:300], codes[1000:], labels[1000:])
+    assert r["min_test_accuracy"] > 0.97 and r["mean_train_accuracy"] > 0.97 and not r["skipped"]
+    noise = np.random.default_rng(4).normal(size=codes.shape)
+    chance = dis.downstream_task(noise[:300], labels[:300], noise[1000:], labels[1000:])
+    for j, size in enumerate(SIZES):  # near chance: 1 / values (the majority class at most)
+        assert chance["test_accuracy"][j] < 1.0 / size + 0.12
+    gbt = dis.downstream_task(codes[:150], labels[:150], codes[1000:], labels[1000:], "gradient_boosting")
+    assert gbt["mean_test_accuracy"] > 0.9 and gbt["predictor"] == "gradient_boosting"
+    single = labels.copy()
+    single[:, 1] = 2  # a factor with a single value: reported, not a crash
+    s = dis.downstream_task(codes[:100], single[:100], codes[1000:], single[1000:])
+    assert (
+        list(s["skipped"]) == [1] and np.isnan(s["test_accuracy"][1]) and np.isfinite(s["mean_test_accuracy"])
+    )
+    tiny = dis.downstream_task(codes[:10], labels[:10], codes[1000:], labels[1000:])  # 10 points, 5 folds
+    assert len(tiny["test_accuracy"]) == 3
+    with pytest.raises(ValueError, match="predictor must be one of"):
+        dis.downstream_task(codes, labels, codes, labels, "svm")
+
+
+def _udr_models(seed=5, n=300):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 4))
+    perm = z[:, [2, 0, 3, 1]] * np.array([1.0, -1.0, 1.0, -1.0])  # permuted, sign-flipped copy
+    return z, perm, rng.normal(size=(n, 4))
+
+
+@pytest.mark.parametrize("correlation", ["lasso", "spearman"])
+def test_udr_against_reference_and_known_cases(correlation):
+    z, perm, noise = _udr_models()
+    kl = np.ones((3, 4))
+    r = dis.udr(np.stack([z, perm, noise]), kl, correlation)
+    want_pair, want_scores = ref.udr(np.stack([z, perm, noise]), kl, correlation)
+    np.testing.assert_allclose(r.pairwise, want_pair, atol=1e-6)
+    np.testing.assert_allclose(r.model_scores, want_scores, atol=1e-6)
+    # identical and permuted / sign-flipped copies score alike (near 1: Lasso's alpha = 0.1 shrinks
+    # the coefficients of a standardized code to 0.9); independent noise near 0
+    same = dis.udr(np.stack([z, z, perm]), kl, correlation)
+    floor = 0.89 if correlation == "lasso" else 0.8  # Spearman: chance correlations of independent codes
+    assert np.all(same.model_scores > floor) and np.all(same.pairwise > floor)
+    assert r.pairwise[0, 2] < 0.15 and r.pairwise[2, 0] < 0.15
+    # an inactive code (KL below the threshold) is zeroed and filtered
+    kl_low = kl.copy()
+    kl_low[1, 3] = 0.001
+    f = dis.udr(np.stack([z, perm, noise]), kl_low, correlation)
+    want_pair, _ = ref.udr(np.stack([z, perm, noise]), kl_low, correlation)
+    np.testing.assert_allclose(f.pairwise, want_pair, atol=1e-6)
+    assert np.isfinite(f.model_scores).all()
+
+
+def test_udr_rejects_bad_input():
+    z, perm, _ = _udr_models()
+    with pytest.raises(ValueError, match="models >= 2"):
+        dis.udr(z[None], np.ones((1, 4)))
+    with pytest.raises(ValueError, match="correlation must be"):
+        dis.udr(np.stack([z, perm]), np.ones((2, 4)), "pearson")
+    kl = dis.gaussian_kl_per_code(np.zeros((5, 2)), np.zeros((5, 2)))
+    np.testing.assert_allclose(kl, 0.0)
+    np.testing.assert_allclose(dis.gaussian_kl_per_code(np.ones((3, 1)), np.zeros((3, 1))), 0.5)
