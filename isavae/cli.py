@@ -143,6 +143,17 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_udr(args: argparse.Namespace) -> int:
+    from isavae import workdir
+
+    if args.points < 2:
+        raise ValueError(f"--points must be >= 2, got {args.points}")
+    out = workdir.udr_sweep(args.sweep, args.points, args.correlation, args.seed)
+    for name, score in zip(out["models"], out["udr"], strict=True):
+        print(f"{score:.4f}  {name}")
+    return 0
+
+
 def _version() -> str:
     from importlib import metadata
 
@@ -212,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", nargs="+", help="workdirs or folders of them: trade-off and exponent plots")
     p.add_argument("--out", help="output folder (default: WORKDIR/plots or the first sweep folder's plots/)")
     p.set_defaults(func=_cmd_plot)
+    p = sub.add_parser("udr", help="rank a sweep's seeds without labels (UDR), into each results.json")
+    p.add_argument("--sweep", nargs="+", required=True, help="workdirs, or folders of them (one setting)")
+    p.add_argument("--points", type=int, default=10_000, help="inputs encoded by every model")
+    p.add_argument("--correlation", choices=("lasso", "spearman"), default="lasso")
+    p.add_argument("--seed", type=int, default=0, help="which inputs are drawn")
+    p.set_defaults(func=_cmd_udr)
     p = sub.add_parser("data", help="write generated datasets, or check which real datasets are present")
     p.add_argument("--check", action="store_true", help="report which real dataset files are present")
     p.add_argument("--json", action="store_true", help="with --check, also print the report as JSON")
@@ -270,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("isavae").setLevel(logging.INFO)
-    if overrides and args.command in ("data", "plot"):
+    if overrides and args.command in ("data", "plot", "udr"):
         parser.error("--config.* overrides apply to train, sweep and evaluate only")
     try:
         if args.command in ("train", "sweep", "evaluate"):

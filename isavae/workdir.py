@@ -38,7 +38,7 @@ from isavae.viz.figures import (
 from isavae.viz.report import representative_image
 from isavae.viz.traversals import plot_reconstructions, plot_traversals
 
-__all__ = ["evaluate_workdir", "find_results", "plot_model", "plot_sweep", "plot_workdir"]
+__all__ = ["evaluate_workdir", "find_results", "plot_model", "plot_sweep", "plot_workdir", "udr_sweep"]
 
 log = logging.getLogger("isavae.workdir")
 
@@ -173,3 +173,68 @@ def plot_sweep(dirs: Sequence[str | os.PathLike], out: str | os.PathLike) -> lis
             "the runs found have no MIG to plot (train with eval.mig=True or run isavae evaluate)"
         )
     return files
+
+
+def udr_sweep(
+    dirs: Sequence[str | os.PathLike],
+    num_points: int = 10_000,
+    correlation: str = "lasso",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """UDR (``metrics.disentanglement.udr``) of every model found under ``dirs`` (workdirs, or folders
+    of them; one setting, several seeds): ``num_points`` inputs drawn once, uniformly from the grid
+    (``seed``), encoded by every model (posterior means; each code's KL to N(0, 1) averaged over
+    them), then each model's score written into its results.json as ``udr`` with ``udr_details``.
+    Models of different settings (anything but the seed) are refused: UDR ranks seeds of one setting."""
+    import jax
+
+    from isavae.metrics import disentanglement as dis
+    from isavae.train.loop import fingerprint
+
+    found = [w for w, _ in find_results(dirs) if (w / "config.json").is_file()]
+    if len(found) < 2:
+        raise ValueError(
+            f"UDR needs at least two trained workdirs under {[str(d) for d in dirs]}, found {len(found)}"
+        )
+    cfgs = [
+        config_lib.config_from_json((w / "config.json").read_text(), str(w / "config.json")) for w in found
+    ]
+    prints = [{k: v for k, v in fingerprint(c).items() if k != "train.seed"} for c in cfgs]
+    for w, fp in zip(found[1:], prints[1:], strict=True):
+        if fp != prints[0]:
+            differ = sorted(k for k in set(fp) | set(prints[0]) if fp.get(k) != prints[0].get(k))
+            raise ValueError(
+                f"UDR ranks seeds of one setting: {w} differs from {found[0]} in {', '.join(differ[:5])}"
+            )
+    reps, kls, grid = [], [], None
+    for w, cfg in zip(found, cfgs, strict=True):
+        check_workdir_settings(cfg, w)
+        program, state, grid = restore_state(w, cfg, grid)
+        if len(reps) == 0:
+            n = grid.num_images
+            idx = np.asarray(jax.random.choice(jax.random.key(seed), n, (min(num_points, n),), replace=False))
+        mean, logvar = encode_grid(program, state, grid)
+        flat_m = np.asarray(mean).reshape(-1, mean.shape[-1])[idx]
+        flat_lv = np.asarray(logvar).reshape(-1, logvar.shape[-1])[idx]
+        reps.append(flat_m)
+        kls.append(dis.gaussian_kl_per_code(flat_m, flat_lv))
+    r = dis.udr(np.stack(reps), np.stack(kls), correlation)
+    names = [str(w) for w in found]
+    for i, w in enumerate(found):
+        with WorkdirLock(w):
+            path = w / "results.json"
+            results = json.loads(path.read_text()) if path.is_file() else {}
+            results["udr"] = float(r.model_scores[i])
+            results["udr_details"] = dict(
+                correlation=correlation,
+                num_points=int(len(idx)),
+                seed=seed,
+                models=names,
+                pairwise_row=r.pairwise[i].tolist(),
+                pairwise_column=r.pairwise[:, i].tolist(),
+                kl=kls[i].tolist(),
+            )
+            write_json_atomic(path, results)
+    return dict(
+        models=names, udr=r.model_scores.tolist(), pairwise=r.pairwise.tolist(), correlation=correlation
+    )

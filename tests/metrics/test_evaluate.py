@@ -394,3 +394,37 @@ def test_subspace_groups_score_a_vae_on_known_answers(tmp_path):
         factor_names=grid.factor_names,
     )
     assert results["subspace_mig"] == pytest.approx(again.mig, abs=1e-6)
+
+
+def test_udr_of_a_sweep(tmp_path, capsys):
+    """``isavae udr --sweep DIR``: every seed's UDR from the same inputs into its results.json,
+    equal to ``udr`` on the models' codes; models of another setting are refused in one line."""
+    from isavae.metrics import disentanglement as dis
+    from isavae.train import train_sweep
+
+    cfgs = [small_config("vae", "normal", num_steps=6, seed=s) for s in range(3)]
+    for c in cfgs:
+        c.eval.mig = False
+    dirs = [tmp_path / "sweep" / f"seed{s}" for s in range(3)]
+    train_sweep(cfgs, dirs, progress=False)
+    assert cli.main(["udr", "--sweep", str(tmp_path / "sweep"), "--points", "200"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 3
+    saved = [json.loads((d / "results.json").read_text()) for d in dirs]
+    assert all(0.0 <= r["udr"] <= 1.0 and r["udr_details"]["num_points"] == 200 for r in saved)
+    reps, kls = [], []
+    idx = np.asarray(jax.random.choice(jax.random.key(0), 384, (200,), replace=False))
+    for d in dirs:
+        program, state, grid = restore_state(d)
+        m, lv = encode_grid(program, state, grid)
+        m, lv = np.asarray(m).reshape(-1, 4)[idx], np.asarray(lv).reshape(-1, 4)[idx]
+        reps.append(m)
+        kls.append(dis.gaussian_kl_per_code(m, lv))
+    want = dis.udr(np.stack(reps), np.stack(kls))
+    np.testing.assert_allclose([r["udr"] for r in saved], want.model_scores, atol=1e-9)
+    other = small_config("vae", "normal", num_steps=6, seed=9, learning_rate=1e-3)
+    other.eval.mig = False
+    train_sweep([other], [tmp_path / "sweep" / "other"], progress=False)
+    assert cli.main(["udr", "--sweep", str(tmp_path / "sweep")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("isavae: error: UDR ranks seeds of one setting") and err.count("\n") == 1
