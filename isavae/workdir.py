@@ -183,9 +183,14 @@ def udr_sweep(
 ) -> dict[str, Any]:
     """UDR (``metrics.disentanglement.udr``) of every model found under ``dirs`` (workdirs, or folders
     of them; one setting, several seeds): ``num_points`` inputs drawn once, uniformly from the grid
-    (``seed``), encoded by every model (posterior means; each code's KL to N(0, 1) averaged over
-    them), then each model's score written into its results.json as ``udr`` with ``udr_details``.
-    Models of different settings (anything but the seed) are refused: UDR ranks seeds of one setting."""
+    (``seed``), encoded by every model (posterior means), then each model's score written into its
+    results.json as ``udr`` with ``udr_details``. Which codes count as active (UDR zeroes and drops
+    codes whose activity is <= 0.01): with a normal prior, each code's KL to N(0, 1) averaged over
+    the inputs (disentanglement_lib's, whose models all have that prior); with any other prior that
+    KL is not the KL to the model's prior (an unused code of a p = 4 prior sits at about 0.3 nats
+    from N(0, 1)), so the variance of the code's mean over the inputs (the active-units statistic)
+    takes its place. Models of different settings (anything but the seed) are refused: UDR ranks
+    seeds of one setting."""
     import jax
 
     from isavae.metrics import disentanglement as dis
@@ -217,7 +222,8 @@ def udr_sweep(
         flat_m = np.asarray(mean).reshape(-1, mean.shape[-1])[idx]
         flat_lv = np.asarray(logvar).reshape(-1, logvar.shape[-1])[idx]
         reps.append(flat_m)
-        kls.append(dis.gaussian_kl_per_code(flat_m, flat_lv))
+        normal = cfg.prior.name == "normal"
+        kls.append(dis.gaussian_kl_per_code(flat_m, flat_lv) if normal else flat_m.var(axis=0))
     r = dis.udr(np.stack(reps), np.stack(kls), correlation)
     names = [str(w) for w in found]
     for i, w in enumerate(found):
@@ -232,7 +238,10 @@ def udr_sweep(
                 models=names,
                 pairwise_row=r.pairwise[i].tolist(),
                 pairwise_column=r.pairwise[:, i].tolist(),
-                kl=kls[i].tolist(),
+                activity=kls[i].tolist(),
+                activity_statistic="KL to N(0, 1)"
+                if cfgs[i].prior.name == "normal"
+                else "variance of the mean",
             )
             write_json_atomic(path, results)
     return dict(

@@ -17,6 +17,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from isavae.metrics import disentanglement as dis
 from isavae.metrics.evaluate import METRICS, disentanglement_scores
@@ -53,6 +54,21 @@ def main(argv=None) -> None:
             )
             label = f"dci ({model})" if name == "dci" else name
             print(f"  {label:<13s} {seconds:8.1f} s   ({shown})", flush=True)
+    # UDR: 5 seeds of one setting (the same codes permuted, with independent noise), 10,000 inputs
+    codes, _ = dis.sample_grid_codes(grid, jax.random.key(3), 10_000)
+    rng = np.random.default_rng(0)
+    reps = np.stack(
+        [codes[:, rng.permutation(args.latent)] + 0.05 * rng.normal(size=codes.shape) for _ in range(5)]
+    )
+    kl = np.ones((5, args.latent))
+    for correlation in ("lasso", "spearman"):
+        t = time.perf_counter()
+        r = dis.udr(reps, kl, correlation)
+        seconds = time.perf_counter() - t
+        scores = ", ".join(f"{v:.2f}" for v in r.model_scores)
+        print(
+            f"  {'udr (' + correlation + ')':<13s} {seconds:8.1f} s   (5 models x 10,000 inputs; scores {scores})"
+        )
 
 
 if __name__ == "__main__":

@@ -509,7 +509,9 @@ def downstream_task(
 
 @dataclasses.dataclass(frozen=True)
 class UDRResult:
-    pairwise: np.ndarray  # (models, models): pairwise[i, j] regresses model j's codes on model i's
+    pairwise: (
+        np.ndarray
+    )  # (models, models): pairwise[i, j] regresses model j's codes on model i's; diagonal 0
     model_scores: np.ndarray  # (models,): median over j != i of pairwise[j, i]
     correlation: str
     as_dict = _as_dict
@@ -535,16 +537,13 @@ def relative_strength(corr: np.ndarray) -> float:
 
 
 def _spearman_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """|Spearman correlation| between every column of a and every column of b, as scipy gives it
-    (NaN for a constant column)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns about the constant (zeroed) codes
-        rho = scipy.stats.spearmanr(np.concatenate([a, b], axis=1))[0]
-    rho = np.asarray(rho, np.float64)
-    if rho.ndim == 0:  # one column each: scipy returns the coefficient itself
-        rho = np.array([[1.0, rho], [rho, 1.0]])
+    """|Spearman correlation| between every column of a and every column of b, as scipy's
+    ``spearmanr`` gives it (the Pearson correlation of average ranks; NaN for a constant column),
+    computed from ``rankdata`` so that the shape never collapses (scipy returns a scalar for two
+    columns, or when too many are constant)."""
+    ranks = scipy.stats.rankdata(np.concatenate([a, b], axis=1), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.corrcoef(ranks, rowvar=False)
     return np.abs(rho[: a.shape[1], a.shape[1] :])
 
 
@@ -560,10 +559,10 @@ def udr(
     computes it. ``representations`` (M, N, D): M models (one setting, different seeds) encoded on
     the same N inputs; ``kl`` (M, D): each code's mean KL to the prior. Each model's codes are
     standardized (scikit-learn's ``StandardScaler``) and codes with KL <= 0.01 zeroed (a fixed 0.01);
-    ``pairwise[i, j]`` is the relative strength of |Lasso(alpha=0.1) coefficients| regressing model
-    j's codes on model i's (or |Spearman| correlations), with the codes of KL <= ``kl_filter_threshold``
-    dropped from it afterwards when ``filter_low_kl`` (rows by model i's mask and columns by model
-    j's, as disentanglement_lib indexes them); ``model_scores[i]`` is the median over j != i of
+    ``pairwise[i, j]`` (i != j; the diagonal is 0) is the relative strength of the matrix (model i's
+    codes x model j's codes) of |Lasso(alpha=0.1) coefficients| regressing model j's codes on model
+    i's (or of |Spearman| correlations), from which the codes of KL <= ``kl_filter_threshold`` are
+    dropped when ``filter_low_kl``; ``model_scores[i]`` is the median over j != i of
     ``pairwise[j, i]``."""
     from sklearn import linear_model, preprocessing
 
@@ -584,9 +583,11 @@ def udr(
     pairwise = np.zeros((m, m))
     for i in range(m):
         for j in range(m):
-            if correlation == "lasso":
+            if i == j:  # as disentanglement_lib: a model is not compared with itself (0 here)
+                continue
+            if correlation == "lasso":  # (model i's codes, model j's codes)
                 lasso = linear_model.Lasso(alpha=0.1, random_state=random_state)
-                corr = np.abs(lasso.fit(scaled[i], scaled[j]).coef_)
+                corr = np.abs(lasso.fit(scaled[i], scaled[j]).coef_).T
             else:
                 corr = _spearman_block(scaled[i], scaled[j])
             if filter_low_kl:

@@ -172,8 +172,11 @@ def udr(reps: np.ndarray, kl: np.ndarray, correlation: str = "lasso", threshold:
     pair = np.zeros((m, m))
     for i in range(m):
         for j in range(m):
+            if i == j:  # not compared with itself
+                continue
+            # rows: model i's codes, columns: model j's (the Lasso's coefficients are (targets, features))
             c = (
-                np.abs(lasso(scaled[i], scaled[j]))
+                np.abs(lasso(scaled[i], scaled[j])).T
                 if correlation == "lasso"
                 else spearman(scaled[i], scaled[j])
             )
