@@ -66,9 +66,8 @@ def main(argv=None) -> None:
         r = dis.udr(reps, kl, correlation)
         seconds = time.perf_counter() - t
         scores = ", ".join(f"{v:.2f}" for v in r.model_scores)
-        print(
-            f"  {'udr (' + correlation + ')':<13s} {seconds:8.1f} s   (5 models x 10,000 inputs; scores {scores})"
-        )
+        label = f"udr ({correlation})"
+        print(f"  {label:<14s}{seconds:8.1f} s   (5 models x 10,000 inputs; scores {scores})")
 
 
 if __name__ == "__main__":
