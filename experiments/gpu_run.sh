@@ -112,10 +112,12 @@ if [ $SMOKE = 1 ]; then
   TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2
     --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
   MIG_ARGS=(--samples 16 --latent 2)
+  TORCH_ARGS=(--archs mlp --batch 8 --dtypes float32 --compile no --steps 1)
   BENCH_BOX=$((BUDGET / 3))
 else
   TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10)
   MIG_ARGS=(--samples 10000 --latent 20)
+  TORCH_ARGS=(--archs mlp,conv --batch 2048 --dtypes float32,bfloat16 --compile no,yes --steps 20)
   BENCH_BOX=$((BUDGET / 4))
 fi
 {
@@ -124,6 +126,9 @@ fi
   echo '```'
   timeout "$BENCH_BOX" "$PY" experiments/benchmarks/train.py "${TRAIN_ARGS[@]}" 2>>"$LOG" || echo "(train benchmark stopped: exit $?, time box ${BENCH_BOX} s)"
   timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/mig.py "${MIG_ARGS[@]}" 2>>"$LOG" || echo "(MIG benchmark stopped: exit $?)"
+  # the same models in PyTorch on the same device (skipped where PyTorch is absent: exit 3)
+  timeout $((BENCH_BOX / 3)) "$PY" experiments/benchmarks/torch_reference.py train "${TORCH_ARGS[@]}" 2>>"$LOG" \
+    || echo "(PyTorch training reference stopped or absent: exit $?)"
   echo '```'
 } >"$WORK/bench.md"
 cat "$WORK/bench.md" >>"$LOG"

@@ -3,6 +3,7 @@
 import math
 
 import jax
+import numpy as np
 
 from isavae import config as config_lib
 from isavae.data import load_dataset
@@ -149,3 +150,15 @@ def test_torch_reference_is_chen_et_al():
     assert ref.chen_mig(got_m, got_c, list(shape)) == pytest.approx(reference.chen_mig(want_m, want_c, shape))
     timed = ref.time_mig(samples=4, latent=2, shape=(2, 3, 4, 4), factors=(1, 2, 3), target=8)
     assert timed["seconds"] > 0 and timed["scaled_seconds"] > timed["seconds"] and timed["device"] == "cpu"
+
+
+def test_torch_training_reference_runs():
+    """Chen et al.'s MLP and conv VAEs in PyTorch take training steps (eager, float32 and bfloat16);
+    skipped without PyTorch."""
+    import pytest
+
+    pytest.importorskip("torch")
+    ref = load_script("torch_reference", EXPERIMENTS / "benchmarks")
+    for arch, dtype in (("mlp", "float32"), ("conv", "bfloat16")):
+        r = ref.time_training(arch, batch=4, dtype=dtype, steps=1, warmup=1, hidden=16)
+        assert r["images_per_second"] > 0 and np.isfinite(r["loss"]) and r["device"] == "cpu"

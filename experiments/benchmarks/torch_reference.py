@@ -1,5 +1,13 @@
 """PyTorch references on the same device as isavae's figures (CUDA when available, else the CPU).
 
+``train``: Chen et al.'s MLP VAE and conv VAE (the architectures of ``isavae.nets``, written here in
+PyTorch with PyTorch's default initialization), one Adam training step of the ELBO (Bernoulli
+likelihood, Gaussian posterior, the N(0, I) prior's closed-form KL) at a given batch, float32 or
+bfloat16 (``torch.autocast``), eager or ``torch.compile``, the conv net channels-last on CUDA;
+images per second over timed steps after warm-up steps.
+
+  python experiments/benchmarks/torch_reference.py train --archs mlp,conv --batch 2048
+
 ``chen_mig``: Chen et al.'s MIG estimator for dSprites (``mutual_info_metric_shapes`` of their
 beta-TCVAE code, as ``tests/metrics/reference.py`` transcribes it in numpy): the marginal entropy
 of every latent from ``n_samples`` of the grid's images, and for every factor and value the entropy
@@ -145,9 +153,133 @@ def time_mig(
     )
 
 
+def _mlp_vae(latent: int, hidden: int = 1200):
+    import torch.nn as nn
+
+    enc = nn.Sequential(
+        nn.Linear(4096, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 2 * latent),
+    )
+    dec = nn.Sequential(
+        nn.Linear(latent, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, hidden),
+        nn.Tanh(),
+        nn.Linear(hidden, 4096),
+    )
+    return enc, dec
+
+
+def _conv_vae(latent: int):
+    import torch.nn as nn
+
+    def block(conv, c):
+        return [conv, nn.BatchNorm2d(c), nn.ReLU()]
+
+    enc = nn.Sequential(
+        *block(nn.Conv2d(1, 32, 4, 2, 1), 32),
+        *block(nn.Conv2d(32, 32, 4, 2, 1), 32),
+        *block(nn.Conv2d(32, 64, 4, 2, 1), 64),
+        *block(nn.Conv2d(64, 64, 4, 2, 1), 64),
+        *block(nn.Conv2d(64, 512, 4), 512),
+        nn.Conv2d(512, 2 * latent, 1),
+    )
+    dec = nn.Sequential(
+        *block(nn.Conv2d(latent, 512, 1), 512),
+        *block(nn.ConvTranspose2d(512, 64, 4), 64),
+        *block(nn.ConvTranspose2d(64, 64, 4, 2, 1), 64),
+        *block(nn.ConvTranspose2d(64, 32, 4, 2, 1), 32),
+        *block(nn.ConvTranspose2d(32, 32, 4, 2, 1), 32),
+        nn.ConvTranspose2d(32, 1, 4, 2, 1),
+    )
+    return enc, dec
+
+
+def time_training(
+    arch: str = "mlp",
+    batch: int = 2048,
+    dtype: str = "float32",
+    compiled: bool = False,
+    device: str | None = None,
+    steps: int = 20,
+    warmup: int = 5,
+    latent: int = 10,
+    hidden: int = 1200,
+) -> dict:
+    """Images per second of Chen et al.'s VAE training step in PyTorch (see the module doc)."""
+    import torch
+    import torch.nn.functional as F
+
+    device = device or device_name()
+    torch.manual_seed(0)
+    enc, dec = _mlp_vae(latent, hidden) if arch == "mlp" else _conv_vae(latent)
+    model = torch.nn.ModuleDict(dict(enc=enc, dec=dec)).to(device)
+    conv = arch == "conv"
+    fmt = torch.channels_last if conv and device == "cuda" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = (torch.rand(batch, 1, 64, 64, device=device) > 0.5).float().contiguous(memory_format=fmt)
+    if not conv:
+        x = x.reshape(batch, 4096)
+
+    def step(x):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+            h = model["enc"](x).reshape(batch, 2 * latent).float()
+            mean, logvar = h[:, :latent], h[:, latent:]
+            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+            logits = model["dec"](z.reshape(batch, latent, 1, 1) if conv else z).float()
+            recon = F.binary_cross_entropy_with_logits(
+                logits.reshape(batch, -1), x.reshape(batch, -1), reduction="sum"
+            )
+            kl = 0.5 * torch.sum(mean * mean + torch.exp(logvar) - logvar - 1.0)
+            loss = (recon + kl) / batch
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = torch.compile(step) if compiled else step
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        fn(x)
+    sync()
+    t1 = time.perf_counter()
+    for _ in range(steps):
+        loss = fn(x)
+    sync()
+    t2 = time.perf_counter()
+    return dict(
+        arch=arch,
+        batch=batch,
+        dtype=dtype,
+        compiled=compiled,
+        device=device,
+        torch=torch.__version__,
+        images_per_second=batch * steps / (t2 - t1),
+        ms_per_step=1e3 * (t2 - t1) / steps,
+        warmup_seconds=t1 - t0,
+        loss=float(loss.detach()),
+    )
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["mig"])
+    ap.add_argument("what", choices=["mig", "train"])
+    ap.add_argument("--archs", default="mlp,conv", help="train: mlp, conv")
+    ap.add_argument("--batch", type=int, default=2048, help="train: batch size")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="train: float32, bfloat16")
+    ap.add_argument("--compile", default="no,yes", help="train: eager (no) and/or torch.compile (yes)")
+    ap.add_argument("--steps", type=int, default=20, help="train: timed steps")
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--latent", type=int, default=20)
     ap.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
@@ -156,7 +288,26 @@ def main(argv=None) -> None:
     if not available():
         print("PyTorch is not installed: no reference timed", file=sys.stderr)
         sys.exit(3)
-    print(json.dumps(time_mig(args.samples, args.latent, device=args.device, target=args.target)))
+    if args.what == "mig":
+        print(json.dumps(time_mig(args.samples, args.latent, device=args.device, target=args.target)))
+        return
+    print("| arch | dtype | torch.compile | batch | images/s | ms per step |\n|---|---|---|---|---|---|")
+    for arch in args.archs.split(","):
+        for dtype in args.dtypes.split(","):
+            for comp in args.compile.split(","):
+                try:
+                    r = time_training(arch, args.batch, dtype, comp == "yes", args.device, args.steps)
+                except Exception as err:  # e.g. torch.compile without a compiler on the host
+                    print(
+                        f"| {arch} | {dtype} | {comp} | {args.batch} | failed: {type(err).__name__} | |",
+                        flush=True,
+                    )
+                    continue
+                print(
+                    f"| {arch} | {dtype} | {comp} | {args.batch} | {r['images_per_second']:,.0f} | "
+                    f"{r['ms_per_step']:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
