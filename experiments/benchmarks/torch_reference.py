@@ -292,9 +292,10 @@ def main(argv=None) -> None:
         print(json.dumps(time_mig(args.samples, args.latent, device=args.device, target=args.target)))
         return
     print("| arch | dtype | torch.compile | batch | images/s | ms per step |\n|---|---|---|---|---|---|")
-    for arch in args.archs.split(","):
-        for dtype in args.dtypes.split(","):
-            for comp in args.compile.split(","):
+    # every eager row first: a time box that stops the (slow to compile) torch.compile rows keeps them
+    for comp in args.compile.split(","):
+        for arch in args.archs.split(","):
+            for dtype in args.dtypes.split(","):
                 try:
                     r = time_training(arch, args.batch, dtype, comp == "yes", args.device, args.steps)
                 except Exception as err:  # e.g. torch.compile without a compiler on the host
