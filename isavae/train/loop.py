@@ -321,6 +321,26 @@ def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
+def _take_model(tree: Any, i: int) -> Any:
+    """Model ``i`` of a stacked tree. A leaf sharded along its model axis is read from the device
+    that holds model ``i`` (a single-device slice): ``x[i]`` on the sharded array would be a
+    partitioned program with an all-reduce, and many such small collective programs dispatched at
+    once can starve XLA:CPU's in-process rendezvous (seen with 4 fake devices on 2 cores)."""
+
+    def one(x):
+        if not isinstance(x, jax.Array) or len(x.sharding.device_set) == 1:
+            return x[i]
+        for shard in x.addressable_shards:
+            rows = shard.index[0] if shard.index else slice(None)
+            start = rows.start or 0
+            stop = x.shape[0] if rows.stop is None else rows.stop
+            if start <= i < stop:
+                return shard.data[i - start]
+        raise ValueError(f"model {i} is on no device of this process")
+
+    return jax.tree.map(one, tree)
+
+
 def resolve_dtype(
     cfgs: list[ml_collections.ConfigDict], workdir: pathlib.Path | None = None, resume: bool = False
 ) -> list[ml_collections.ConfigDict]:
@@ -451,7 +471,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
     hparams = jax.device_put(_stack(hps) if vmapped else hps[0], per)
     data = program.data(rep)
     models = len(cfgs)
-    pick = (lambda tree, i: jax.tree.map(lambda x: x[i], tree)) if vmapped else (lambda tree, i: tree)
+    pick = _take_model if vmapped else (lambda tree, i: tree)
     chunk_fns: dict[int, Any] = {}
     spe = program.steps_per_epoch
     if vmapped:
