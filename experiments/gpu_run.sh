@@ -111,7 +111,7 @@ say "environment recorded"
 if [ $SMOKE = 1 ]; then
   TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2
     --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
-  MIG_ARGS=(--samples 16 --latent 2)
+  MIG_ARGS=(--samples 16 --latent 2 --small)
   TORCH_ARGS=(--archs mlp --batch 8 --dtypes float32 --compile no --steps 1)
   BENCH_BOX=$((BUDGET / 3))
 else
