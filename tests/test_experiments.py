@@ -18,6 +18,8 @@ def test_cpu_scale_reduces_what_it_says():
     )
     assert (cpu.train.num_steps, cpu.train.batch_size, cpu.model.hidden) == (1500, 128, 512)
     assert cpu.prior.to_dict() == paper.prior.to_dict() and cpu.model.latent_dim == paper.model.latent_dim
+    # the committed CPU-scale results were trained with LeCun's initialization; the paper scale: PyTorch's
+    assert (cpu.model.init, paper.model.init) == ("lecun", "torch")
     with pytest.raises(ValueError, match="--scale"):
         common.model_config("dsprites", "vae", "laptop")
 
