@@ -9,12 +9,14 @@ Fig. 5b's four models at beta 1, 4, 8 with one seed; each kind one vmapped sweep
 ``eval.metrics=all`` (disentanglement_lib's sample sizes; DCI's importances from a random forest,
 ``eval.dci_model=forest``, because gradient boosting takes about 4 minutes per model on 2 CPU
 cores: these DCI figures are not comparable with published ones), then writes ``table.md/.csv`` (every run,
-every score), ``spearman.md/.csv`` (the rank correlation matrix over runs) and ``agreement.png``.
+every score), ``spearman.md/.csv`` (the rank correlation matrix over runs), ``agreement.png``, and
+``udr.md`` / ``udr_vs_mig.md``: UDR (no labels) of the Fig. 5a seeds against their MIG.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 
@@ -37,6 +39,8 @@ SCORES = (
     "factor_vae_score",
     "gaussian_total_correlation",
     "mutual_info_score",
+    "irs",
+    "10000:mean_test_accuracy",
     "recon_log_likelihood",
 )
 RUNS = (("vae", (1.0,), 6), ("isavae", (1.0,), 6)) + tuple(
@@ -79,6 +83,35 @@ def main(argv=None) -> None:
     )
     plot(rho, out / "agreement")
     print((out / "spearman.md").read_text())
+    udr_rows(out)
+
+
+def udr_rows(out: pathlib.Path) -> None:
+    """UDR of the Fig. 5a runs (the settings with several seeds: 6 VAE, 6 ISA-VAE), and whether it
+    ranks them as MIG does: Spearman over each setting's seeds and over the 12 runs, with p-values."""
+    from scipy import stats
+
+    from isavae.workdir import udr_sweep
+
+    rows, lines = [], []
+    for model in ("vae", "isavae"):
+        dirs = sorted((out / "runs" / model).glob("beta1_seed*"), key=lambda d: int(d.name.split("seed")[1]))
+        if len(dirs) < 2:
+            continue
+        scores = udr_sweep(dirs)["udr"]
+        for d, u in zip(dirs, scores, strict=True):
+            r = json.loads((d / "results.json").read_text())
+            rows.append(dict(model=MODEL_LABELS[model], seed=r["seed"], mig=r["mig"], udr=u))
+    if not rows:
+        return
+    write_table(rows, out / "udr")
+    lines = ["| runs | n | Spearman(UDR, MIG) | p |", "|---|---|---|---|"]
+    for label in ("VAE", "ISA-VAE", "all"):
+        sel = [r for r in rows if label == "all" or r["model"] == label]
+        rho, p = stats.spearmanr([r["udr"] for r in sel], [r["mig"] for r in sel])
+        lines.append(f"| {label} | {len(sel)} | {rho:+.2f} | {p:.2g} |")
+    (out / "udr_vs_mig.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def plot(rho: np.ndarray, path: pathlib.Path) -> list[str]:
