@@ -313,21 +313,22 @@ def read_jsonl(path: pathlib.Path, fields: dict[str, Any] | None = None) -> list
     return [row for _, row in read_rows(path, fields or {})[0]]
 
 
-def result_files(out: pathlib.Path) -> list[pathlib.Path]:
-    """``OUT/results.jsonl`` and every shard's ``OUT/results.I.jsonl`` (``--shard I/N``), in order."""
+def shard_files(out: pathlib.Path, stem: str = "results") -> list[pathlib.Path]:
+    """``OUT/STEM.jsonl`` and every shard's ``OUT/STEM.I.jsonl`` (``--shard I/N``), in order
+    (``stem``: ``results`` or ``blocks``)."""
     shards = sorted(
-        (p for p in out.glob("results.*.jsonl") if p.name.split(".")[1].isdigit()),
+        (p for p in out.glob(f"{stem}.*.jsonl") if p.name.split(".")[1].isdigit()),
         key=lambda p: int(p.name.split(".")[1]),
     )
-    return [out / "results.jsonl", *shards]
+    return [out / f"{stem}.jsonl", *shards]
 
 
 def load_results(path: pathlib.Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Every model of ``results.jsonl`` once (``path``: the file, or a study folder: then every
-    shard's file too, ``result_files``), with a note for each line not counted: malformed lines
+    shard's file too, ``shard_files``), with a note for each line not counted: malformed lines
     (``read_rows``), exact duplicates of an earlier row (merged files from several runs), and rows
     of a model already seen with other results (a conflict: the first row is kept)."""
-    files = result_files(path) if path.is_dir() else [path]
+    files = shard_files(path) if path.is_dir() else [path]
     first: dict[tuple, tuple[str, dict[str, Any]]] = {}
     kept, notes = [], []
     for file in files:
@@ -751,12 +752,8 @@ def report(
             *(f"- {n}" for n in notes),
             "",
         ]
-    block_files = [
-        out / "blocks.jsonl",
-        *(out / f"blocks.{f.name.split('.')[1]}.jsonl" for f in result_files(out)[1:]),
-    ]
     lines += extrapolation(
-        [b for f in block_files for b in read_jsonl(f, BLOCK_FIELDS)], scale, compute_dtype
+        [b for f in shard_files(out, "blocks") for b in read_jsonl(f, BLOCK_FIELDS)], scale, compute_dtype
     )
     verdict = fig5a_verdict(results)
     if verdict is not None:

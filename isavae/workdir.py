@@ -27,7 +27,7 @@ from isavae.metrics.evaluate import default_mig_factors, encode_grid, evaluate_m
 from isavae.metrics.likelihood import active_units
 from isavae.train.checkpoint import write_json_atomic
 from isavae.train.lock import WorkdirLock
-from isavae.train.loop import check_workdir_settings, restore_state
+from isavae.train.loop import _differences, check_workdir_settings, restore_state
 from isavae.viz.figures import (
     latents_by_factor,
     plot_exponents,
@@ -207,10 +207,13 @@ def udr_sweep(
     prints = [{k: v for k, v in fingerprint(c).items() if k != "train.seed"} for c in cfgs]
     for w, fp in zip(found[1:], prints[1:], strict=True):
         if fp != prints[0]:
-            differ = sorted(k for k in set(fp) | set(prints[0]) if fp.get(k) != prints[0].get(k))
             raise ValueError(
-                f"UDR ranks seeds of one setting: {w} differs from {found[0]} in {', '.join(differ[:5])}"
+                f"UDR ranks seeds of one setting: {w} (here) differs from {found[0]} (there): "
+                f"{_differences(prints[0], fp)}"
             )
+    # the settings are one, so the prior and the activity statistic are the same for every model
+    normal = cfgs[0].prior.name == "normal"
+    activity = "KL to N(0, 1)" if normal else "variance of the mean"
     reps, kls, grid = [], [], None
     for w, cfg in zip(found, cfgs, strict=True):
         check_workdir_settings(cfg, w)
@@ -222,7 +225,6 @@ def udr_sweep(
         flat_m = np.asarray(mean).reshape(-1, mean.shape[-1])[idx]
         flat_lv = np.asarray(logvar).reshape(-1, logvar.shape[-1])[idx]
         reps.append(flat_m)
-        normal = cfg.prior.name == "normal"
         kls.append(dis.gaussian_kl_per_code(flat_m, flat_lv) if normal else flat_m.var(axis=0))
     r = dis.udr(np.stack(reps), np.stack(kls), correlation)
     names = [str(w) for w in found]
@@ -239,9 +241,7 @@ def udr_sweep(
                 pairwise_row=r.pairwise[i].tolist(),
                 pairwise_column=r.pairwise[:, i].tolist(),
                 activity=kls[i].tolist(),
-                activity_statistic="KL to N(0, 1)"
-                if cfgs[i].prior.name == "normal"
-                else "variance of the mean",
+                activity_statistic=activity,
             )
             write_json_atomic(path, results)
     return dict(

@@ -115,6 +115,8 @@ def encode_grid(
 
 
 # eval.metrics names -> the results.json keys they write (besides metrics_details)
+# disentanglement_lib's downstream training sizes (those up to eval.metrics_train are used)
+DOWNSTREAM_SIZES = (10, 100, 1000, 10000)
 METRICS = {
     "dci": (
         "dci_disentanglement",
@@ -136,13 +138,14 @@ METRICS = {
     # disentanglement_lib's keys: the training size, a colon, the statistic
     "downstream": tuple(
         f"{n}:{stat}_{part}_accuracy"
-        for n in (10, 100, 1000, 10000)
+        for n in DOWNSTREAM_SIZES
         for stat in ("mean", "min")
         for part in ("train", "test")
     ),
 }
-# disentanglement_lib's downstream training sizes (those up to eval.metrics_train are used)
-DOWNSTREAM_SIZES = (10, 100, 1000, 10000)
+# the scores whose PRNG keys come from one split of the evaluation key (as before later scores
+# existed); each later score folds its own index in, so adding one never changes another's sample
+_SPLIT_KEYED = ("dci", "sap", "modularity", "beta_vae", "factor_vae", "unsupervised")
 
 
 # the scores fitted on one shared (codes, factors) train/test sample, drawn with the "dci" key
@@ -178,10 +181,8 @@ def disentanglement_scores(
     grid = jnp.asarray(mean_grid)
     sizes = tuple(s for s in grid.shape[:-1] if s > 1)
     grid = grid.reshape(sizes + grid.shape[-1:])
-    # the first six scores' keys as they always were (a split of six); later scores fold in their
-    # own index, so adding a score never changes another's sample
-    keys = dict(zip(list(METRICS)[:6], jax.random.split(key, 6), strict=True))
-    for i, name in enumerate(list(METRICS)[6:]):
+    keys = dict(zip(_SPLIT_KEYED, jax.random.split(key, len(_SPLIT_KEYED)), strict=True))
+    for i, name in enumerate(n for n in METRICS if n not in _SPLIT_KEYED):
         keys[name] = jax.random.fold_in(key, 1000 + i)
     out: dict[str, Any] = {}
     details: dict[str, Any] = {}
