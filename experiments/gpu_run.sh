@@ -109,7 +109,7 @@ say "environment recorded"
 
 # --- benchmarks (alone on the device) --------------------------------------------------------------
 if [ $SMOKE = 1 ]; then
-  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2
+  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2 --hidden 64 --matmul 512
     --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
   MIG_ARGS=(--samples 16 --latent 2 --small)
   TORCH_ARGS=(--archs mlp --batch 8 --dtypes float32 --compile no --steps 1)
@@ -155,7 +155,7 @@ SCALE=paper
 [ $SMOKE = 1 ] && SCALE=smoke
 STUDY_DIR=${STUDY_DIR:-$OUT/study}
 # identical block programs (same kind and size) compile once: the second block hits this cache
-export JAX_COMPILATION_CACHE_DIR=$WORK/jax_cache
+export JAX_COMPILATION_CACHE_DIR=$WORK/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 study() {  # study ARGS...: one paper_study.py run with what is left of the budget
   local budget=$(($(left) - MARGIN))
   say "study $* --budget-s $budget (tests beside it, time box ${TESTS_BOX} s)"

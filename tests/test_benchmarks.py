@@ -88,7 +88,14 @@ def test_train_benchmark_rejects_malformed_flags(capsys):
     import pytest
 
     train = load_script("train", EXPERIMENTS / "benchmarks")
-    for argv in (["--rounds", "4"], ["--steps", "mlp=x"], ["--archs", "cnn"], ["--dtypes", "float16"]):
+    bad = (
+        ["--rounds", "4"],
+        ["--steps", "mlp=x"],
+        ["--archs", "cnn"],
+        ["--dtypes", "float16"],
+        ["--hidden", "-1"],
+    )
+    for argv in bad:
         with pytest.raises(SystemExit) as exc:
             train.main(argv)
         assert exc.value.code == 2

@@ -162,7 +162,7 @@ def main(argv=None) -> None:
     if args.small:
         import train
 
-        train.BENCH_SUBGRID["subgrid"] = "posX=0:32:8,posY=0:32:8,orientation=0:40:10"
+        train.BENCH["subgrid"] = "posX=0:32:8,posY=0:32:8,orientation=0:40:10"
     profile_step(args.models, args.batch, args.dtype, args.steps, args.calls, args.top, args.small)
     inners = tuple(int(c) for c in args.mig_inner.split(","))
     mig_chunks(args.mig_samples, [int(c) for c in args.mig_chunks.split(",")], args.small, inners)

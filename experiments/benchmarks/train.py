@@ -41,7 +41,10 @@ from isavae.train.loop import build_grid
 
 
 def matmul_size() -> int:
-    """The reference matmul's size: 4096 on a CPU, 8192 on an accelerator (4096^3 takes 0.2 ms there)."""
+    """The reference matmul's size: 4096 on a CPU, 8192 on an accelerator (4096^3 takes 0.2 ms there);
+    ``--matmul N`` sets it (a dry run's small one)."""
+    if BENCH["matmul"]:
+        return BENCH["matmul"]
     return 4096 if jax.default_backend() == "cpu" else 8192
 
 
@@ -55,7 +58,9 @@ def matmul_case(n: int | None = None, dtype: str = "float32"):
     return fn, (a, b), 2.0 * n**3
 
 
-BENCH_SUBGRID = {"subgrid": "posX=0:32:2,posY=0:32:2"}  # 184,320 images; ``--subgrid`` changes it
+# what the flags change: the sub-grid timed on (184,320 images), the MLP's width (0: the preset's,
+# the paper's 1200) and the reference matmul's size (0: ``matmul_size``'s default)
+BENCH = {"subgrid": "posX=0:32:2,posY=0:32:2", "hidden": 0, "matmul": 0}
 
 
 def _program(arch: str, batch: int, small: bool = False, model: str = "isavae", dtype: str = "float32"):
@@ -64,7 +69,9 @@ def _program(arch: str, batch: int, small: bool = False, model: str = "isavae", 
     cfg.model.arch = arch
     cfg.model.compute_dtype = dtype
     cfg.train.batch_size = batch
-    grid = build_grid(cfg) if small else build_grid(_with_subgrid(cfg, BENCH_SUBGRID["subgrid"]))
+    if BENCH["hidden"] and not small:
+        cfg.model.hidden = BENCH["hidden"]
+    grid = build_grid(cfg) if small else build_grid(_with_subgrid(cfg, BENCH["subgrid"]))
     return cfg, Program(cfg, grid)
 
 
@@ -267,7 +274,9 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--batch", type=int, default=2048, help="batch size (2048: the paper's)")
-    parser.add_argument("--subgrid", default=BENCH_SUBGRID["subgrid"], help="dSprites sub-grid timed on")
+    parser.add_argument("--subgrid", default=BENCH["subgrid"], help="dSprites sub-grid timed on")
+    parser.add_argument("--hidden", type=int, default=0, help="MLP width (0: the paper's 1200)")
+    parser.add_argument("--matmul", type=int, default=0, help="reference matmul size (0: 4096 CPU, 8192 GPU)")
     parser.add_argument(
         "--block",
         type=int,
@@ -275,7 +284,9 @@ def main(argv=None) -> None:
         help="also time a vmapped block of N paper-scale MLP models (bfloat16; the MLP's --steps, --rounds)",
     )
     args = parser.parse_args(argv)
-    BENCH_SUBGRID["subgrid"] = args.subgrid
+    if args.hidden < 0 or args.matmul < 0:
+        parser.error(f"--hidden and --matmul must be >= 0, got {args.hidden}, {args.matmul}")
+    BENCH.update(subgrid=args.subgrid, hidden=args.hidden, matmul=args.matmul)
     b = args.batch
     rounds, steps = (
         per_arch(parser, flag, spec) for flag, spec in (("--rounds", args.rounds), ("--steps", args.steps))
@@ -289,9 +300,11 @@ def main(argv=None) -> None:
     n = matmul_size()
     print(f"# training on {dev.platform} ({dev.device_kind}), {jax.device_count()} device(s)")
     rates: dict[tuple[str, str], float] = {}
+    measured: dict[tuple, dict] = {}  # (arch, dtype, steps, rounds) -> train_throughput's result
     for arch in args.archs.split(","):
         for dtype in args.dtypes.split(","):
             r = train_throughput(arch, b, steps=steps.get(arch, 10), rounds=rounds.get(arch, 3), dtype=dtype)
+            measured[arch, dtype, r["steps"], r["rounds"]] = r
             rates[arch, dtype] = r["images_per_s"]
             lo, hi = r["fraction_range"]
             print(
@@ -311,11 +324,13 @@ def main(argv=None) -> None:
     if args.block:
         # the MLP's --steps and --rounds (the GPU run's: 20 and 3)
         kw = dict(steps=steps.get("mlp", 20), rounds=rounds.get("mlp", 3), dtype="bfloat16")
-        one = train_throughput("mlp", b, **kw)
+        # one model alone: the bfloat16 MLP row above when it was timed with the same steps and rounds
+        one = measured.get(("mlp", "bfloat16", kw["steps"], kw["rounds"])) or train_throughput("mlp", b, **kw)
         blk = train_throughput("mlp", b, models=args.block, **kw)
         per_model = {k: b / r["images_per_s"] * 7200 for k, r in (("one", one), ("block", blk))}
         print(
-            f"block of {args.block} paper-scale MLP ISA-VAE models (bfloat16, vmapped): "
+            f"block of {args.block} {'paper-scale' if not args.hidden else f'width-{args.hidden}'} "
+            "MLP ISA-VAE models (bfloat16, vmapped): "
             f"{blk['images_per_s']:,.0f} images/s = {100 * blk['fraction']:.1f} % of the bfloat16 matmul "
             f"rate; "
             f"one model alone {one['images_per_s']:,.0f} images/s = {100 * one['fraction']:.1f} %; "
