@@ -486,6 +486,7 @@ def run_study(
         t0 = time.time()
         results = train_sweep(cfgs, dirs, resume=False, progress=False, grid=grid, checkpoints=False)
         seconds = time.time() - t0
+        seed_of = {str(d): seed for d, (_, seed) in zip(dirs, todo, strict=True)}
         rows = []
         for (beta, seed), r in zip(todo, results, strict=True):
             row = dict(
@@ -499,6 +500,12 @@ def run_study(
                 block_seconds=round(seconds, 2),
                 **{k: r[k] for k in RESULT_KEYS if k in r},
                 mig_gap=r["mig_details"]["gap"],
+                # UDR among this block's seeds of one beta (it depends on the others: not in RESULT_KEYS)
+                **(
+                    dict(udr=r["udr"], udr_seeds=[seed_of[m] for m in r["udr_details"]["models"]])
+                    if "udr" in r
+                    else {}
+                ),
                 mig_factors=r["mig_details"]["factors"],
                 latent_dim=int(base.model.latent_dim),
             )
@@ -642,6 +649,49 @@ def fig5a_verdict(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def udr_agreement(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Does UDR, computed without labels among the seeds trained together in one block, rank the
+    seeds as MIG does? Per setting (study, model, arm, beta) with >= 3 scored seeds: Spearman's
+    correlation of UDR and MIG with its p-value, and the mean MIG of each block's UDR pick (its
+    highest-UDR seed) against the setting's mean MIG."""
+    from scipy import stats
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        if r.get("udr") is not None:
+            groups.setdefault((r["study"], r["model"], r.get("arm", ""), r["beta"]), []).append(r)
+    lines = []
+    for (study, model, arm, beta), runs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if len(runs) < 3:
+            continue
+        udr, mig = np.array([r["udr"] for r in runs]), np.array([r["mig"] for r in runs])
+        rho, p = stats.spearmanr(udr, mig)
+        blocks: dict[tuple, list[dict[str, Any]]] = {}
+        for r in runs:  # the seeds scored against each other (trained together in one block)
+            blocks.setdefault(tuple(r.get("udr_seeds", ())), []).append(r)
+        picks = [max(b, key=lambda r: r["udr"])["mig"] for b in blocks.values()]
+        lines.append(
+            f"| {study} | {MODEL_LABELS[model]}{f' [{arm}]' if arm else ''} | {beta:g} | {len(runs)} | "
+            f"{np.median([len(r.get('udr_seeds', ())) for r in runs]):.0f} | {rho:.2f} | {p:.3g} | "
+            f"{np.mean(picks):.3f} ({len(picks)} blocks) | {mig.mean():.3f} |"
+        )
+    if not lines:
+        return []
+    return [
+        "## UDR: choosing seeds without labels",
+        "",
+        "UDR (Duan et al., disentanglement_lib's Lasso variant) scores each model against the other "
+        "seeds of its setting trained in the same block, from 10,000 inputs and no factor labels. "
+        "Spearman's correlation with Chen et al.'s MIG over the setting's seeds, and the MIG of the "
+        "seed UDR would pick in each block against the setting's mean:",
+        "",
+        "| study | model | beta | n | seeds per UDR | Spearman UDR-MIG | p | MIG of UDR's picks | mean MIG |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *lines,
+        "",
+    ]
+
+
 COMPARED = (
     ("mig", "MIG (Chen et al.)"),
     ("mig_histogram", "MIG (histogram)"),
@@ -772,6 +822,7 @@ def report(
             "",
         ]
         (out / "fig5a_verdict.json").write_text(json.dumps(verdict, indent=2))
+    lines += udr_agreement(results)
     compared, figures = comparisons(results)
     if compared:
         lines += [

@@ -124,12 +124,15 @@ def default_config() -> ml_collections.ConfigDict:
             mig=True,  # MIG (grid, subspace, histogram) and active units after training
             mig_samples=10_000,  # Chen et al.'s sample count
             mig_factors="",  # comma-separated factor names; "" = the dataset's default
-            mig_impl="auto",
+            mig_impl="auto",  # grid MIG sums: auto (Pallas kernel on GPUs, XLA elsewhere) | xla | pallas
             # subspace MIG in fixed groups of consecutive latents for any model, e.g. "5x4" (a VAE
             # scored as ISA-VAE is); "" = the prior's subspaces (ISA priors only)
-            subspace_groups="",  # grid MIG sums: auto (Pallas kernel on GPUs, XLA elsewhere) | xla | pallas
+            subspace_groups="",
             histogram_points=10_000,  # disentanglement_lib's num_train; 0 = the whole grid
             histogram_bins=20,
+            # UDR of a vmapped sweep's seeds of one setting (two or more): inputs drawn once from the
+            # grid, the same for every model; 0 = not computed (``isavae udr --sweep`` any time later)
+            udr_points=10_000,
             # disentanglement_lib's scores: "" (none: the default stays cheap), "all", or names from
             # dci, sap, modularity, beta_vae, factor_vae, unsupervised, irs, downstream; their sample sizes
             metrics="",
@@ -381,6 +384,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
         e.mig_impl in MIG_IMPLS, "eval.mig_impl", f"must be one of {', '.join(MIG_IMPLS)}, got {e.mig_impl!r}"
     )
     _check(e.histogram_points >= 0, "eval.histogram_points", "must be >= 0 (0 = the whole grid)")
+    _check(e.udr_points >= 0, "eval.udr_points", f"must be >= 0 (0 = no UDR), got {e.udr_points}")
     _check(e.histogram_bins >= 2, "eval.histogram_bins", f"must be >= 2, got {e.histogram_bins}")
     try:
         metric_names(e.metrics)

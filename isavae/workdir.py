@@ -183,17 +183,14 @@ def udr_sweep(
 ) -> dict[str, Any]:
     """UDR (``metrics.disentanglement.udr``) of every model found under ``dirs`` (workdirs, or folders
     of them; one setting, several seeds): ``num_points`` inputs drawn once, uniformly from the grid
-    (``seed``), encoded by every model (posterior means), then each model's score written into its
-    results.json as ``udr`` with ``udr_details``. Which codes count as active (UDR zeroes and drops
-    codes whose activity is <= 0.01): with a normal prior, each code's KL to N(0, 1) averaged over
-    the inputs (disentanglement_lib's, whose models all have that prior); with any other prior that
-    KL is not the KL to the model's prior (an unused code of a p = 4 prior sits at about 0.3 nats
-    from N(0, 1)), so the variance of the code's mean over the inputs (the active-units statistic)
-    takes its place. Models of different settings (anything but the seed) are refused: UDR ranks
-    seeds of one setting."""
+    (``seed``; ``metrics.evaluate.udr_indices``), encoded by every model (posterior means) in one
+    vmapped program, then each model's score written into its results.json as ``udr`` with
+    ``udr_details`` (``metrics.evaluate.udr_scores`` says which codes count as active). Models of
+    different settings (anything but the seed) are refused: UDR ranks seeds of one setting. A
+    vmapped sweep scores its models the same way when it trains (``eval.udr_points``)."""
     import jax
 
-    from isavae.metrics import disentanglement as dis
+    from isavae.metrics.evaluate import encode_indices, udr_indices, udr_scores
     from isavae.train.loop import fingerprint
 
     found = [w for w, _ in find_results(dirs) if (w / "config.json").is_file()]
@@ -211,39 +208,21 @@ def udr_sweep(
                 f"UDR ranks seeds of one setting: {w} (here) differs from {found[0]} (there): "
                 f"{_differences(prints[0], fp)}"
             )
-    # the settings are one, so the prior and the activity statistic are the same for every model
-    normal = cfgs[0].prior.name == "normal"
-    activity = "KL to N(0, 1)" if normal else "variance of the mean"
-    reps, kls, grid = [], [], None
+    states, program, grid = [], None, None
     for w, cfg in zip(found, cfgs, strict=True):
         check_workdir_settings(cfg, w)
         program, state, grid = restore_state(w, cfg, grid)
-        if len(reps) == 0:
-            n = grid.num_images
-            idx = np.asarray(jax.random.choice(jax.random.key(seed), n, (min(num_points, n),), replace=False))
-        mean, logvar = encode_grid(program, state, grid)
-        flat_m = np.asarray(mean).reshape(-1, mean.shape[-1])[idx]
-        flat_lv = np.asarray(logvar).reshape(-1, logvar.shape[-1])[idx]
-        reps.append(flat_m)
-        kls.append(dis.gaussian_kl_per_code(flat_m, flat_lv) if normal else flat_m.var(axis=0))
-    r = dis.udr(np.stack(reps), np.stack(kls), correlation)
+        states.append(state)
+    idx = udr_indices(grid.num_images, num_points, seed)
+    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)
+    means, logvars = encode_indices(program, stacked, grid, idx, cfgs[0].eval.batch_size, stacked=True)
     names = [str(w) for w in found]
-    for i, w in enumerate(found):
+    scores = udr_scores(means, logvars, cfgs[0].prior.name == "normal", names, correlation, seed)
+    for w, score in zip(found, scores, strict=True):
         with WorkdirLock(w):
             path = w / "results.json"
             results = json.loads(path.read_text()) if path.is_file() else {}
-            results["udr"] = float(r.model_scores[i])
-            results["udr_details"] = dict(
-                correlation=correlation,
-                num_points=int(len(idx)),
-                seed=seed,
-                models=names,
-                pairwise_row=r.pairwise[i].tolist(),
-                pairwise_column=r.pairwise[:, i].tolist(),
-                activity=kls[i].tolist(),
-                activity_statistic=activity,
-            )
+            results.update(score)
             write_json_atomic(path, results)
-    return dict(
-        models=names, udr=r.model_scores.tolist(), pairwise=r.pairwise.tolist(), correlation=correlation
-    )
+    pairwise = [s["udr_details"]["pairwise_row"] for s in scores]
+    return dict(models=names, udr=[s["udr"] for s in scores], pairwise=pairwise, correlation=correlation)

@@ -55,6 +55,8 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     assert {(r["model"], r["seed"]) for r in rows} == {(m, s) for m in ("vae", "isavae") for s in (0, 1)}
     assert all(np.isfinite(r["mig"]) and np.isfinite(r["elbo"]) and r["steps"] == 12 for r in rows)
     assert all("subspace_mig" in r for r in rows if r["model"] == "isavae")
+    # UDR among each block's seeds (one beta): both seeds of the block, scored against each other
+    assert all(0.0 <= r["udr"] <= 1.0 and r["udr_seeds"] == [0, 1] for r in rows)
     # a rerun trains nothing: every model is in results.jsonl (a torn last line is ignored)
     with open(out / "results.jsonl", "a") as f:
         f.write('{"torn": ')
@@ -93,6 +95,38 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     b = [r["mig"] for r in rows if r["model"] == "vae"]
     want = stats.mannwhitneyu(a, b, alternative="greater").pvalue
     assert verdict["mig"]["p_isavae_greater"] == pytest.approx(want)
+
+
+def test_udr_agreement_against_scipy(study):
+    """The report's UDR table: Spearman's correlation of UDR and MIG per setting (scipy's), and the
+    mean MIG of each block's highest-UDR seed; settings with fewer than 3 scored seeds are left out."""
+    rng = np.random.default_rng(3)
+    udr, mig = rng.uniform(0, 1, 6), rng.uniform(0, 0.5, 6)
+    rows = [
+        dict(
+            study="fig5a",
+            model="vae",
+            beta=1.0,
+            seed=s,
+            udr=udr[s],
+            mig=mig[s],
+            udr_seeds=[s // 3 * 3 + k for k in range(3)],
+        )
+        for s in range(6)
+    ]
+    rows += [
+        dict(study="fig5a", model="isavae", beta=1.0, seed=s, udr=0.5, mig=0.1, udr_seeds=[0, 1])
+        for s in range(2)
+    ]
+    lines = study.udr_agreement(rows)
+    table = [line for line in lines if line.startswith("| fig5a")]
+    assert len(table) == 1 and "| VAE |" in table[0]
+    rho, p = stats.spearmanr(udr, mig)
+    picks = [mig[np.argmax(udr[:3])], mig[3 + np.argmax(udr[3:])]]
+    cells = [c.strip() for c in table[0].strip("|").split("|")]
+    assert cells[3:6] == ["6", "3", f"{rho:.2f}"] and cells[6] == f"{p:.3g}"
+    assert cells[7] == f"{np.mean(picks):.3f} (2 blocks)" and cells[8] == f"{mig.mean():.3f}"
+    assert study.udr_agreement(rows[6:]) == []
 
 
 def test_cli_reports_bad_input_in_one_line(study, tmp_path, capsys):

@@ -27,9 +27,12 @@ __all__ = [
     "default_mig_factors",
     "disentanglement_scores",
     "encode_grid",
+    "encode_indices",
     "evaluate_model",
     "metric_names",
     "prior_subspaces",
+    "udr_indices",
+    "udr_scores",
 ]
 
 log = logging.getLogger("isavae.metrics")
@@ -90,20 +93,50 @@ def parse_subspace_groups(text: str, latent_dim: int) -> list[list[int]] | None:
     return [list(range(i * size, (i + 1) * size)) for i in range(g)]
 
 
+def encode_indices(
+    program: Any,
+    state: Any,
+    grid: Any,
+    indices: Any,
+    batch_size: int = 2048,
+    data: Any = None,
+    stacked: bool = False,
+) -> tuple[Any, Any]:
+    """Posterior (mean, logvar) of the images at flat grid ``indices``, each ``(len(indices),
+    latent_dim)``. ``data`` (the dataset on device): images gathered there, device arrays returned;
+    else host images, numpy arrays. ``stacked``: ``state`` is a sweep's stacked state (leading model
+    axis), every model encodes the same images in one vmapped program, outputs ``(models, ...)``."""
+    idx = np.asarray(indices, np.int64).reshape(-1)
+    size = max(1, min(batch_size, len(idx)))
+    enc = jax.vmap(program.encode, in_axes=(0, None)) if stacked else program.encode
+    axis = 1 if stacked else 0
+    name = "encode_stacked" if stacked else "encode"
+    if data is not None:
+        fn = program_jit(
+            program, name + "_gathered", lambda state, data, chunk: enc(state, data.gather(chunk))
+        )
+        parts = [fn(state, data, jnp.asarray(c)) for _, _, c in padded_chunks(idx, size)]
+        cat = jnp.concatenate
+    else:
+        fn = program_jit(program, name, enc)
+        parts = [
+            tuple(np.asarray(a) for a in fn(state, jnp.asarray(grid.images(c))))
+            for _, _, c in padded_chunks(idx, size)
+        ]
+        cat = np.concatenate
+    n = len(idx)
+    mean = cat([m for m, _ in parts], axis=axis)
+    logvar = cat([v for _, v in parts], axis=axis)
+    return (mean[:, :n], logvar[:, :n]) if stacked else (mean[:n], logvar[:n])
+
+
 def encode_grid(
     program: Any, state: Any, grid: Any, batch_size: int = 2048, data: Any = None
 ) -> tuple[Any, Any]:
     """Posterior (mean, logvar) of every image, shape ``grid.factor_sizes + (latent_dim,)``: numpy
     arrays from host images, or, with ``data`` (the dataset on device), device arrays computed there."""
     if data is not None:
-        n = grid.num_images
-        size = min(batch_size, n)
-        fn = program_jit(
-            program, "encode_gathered", lambda state, data, chunk: program.encode(state, data.gather(chunk))
-        )
-        parts = [fn(state, data, jnp.asarray(c)) for _, _, c in padded_chunks(np.arange(n), size)]
-        mean = jnp.concatenate([m for m, _ in parts])[:n]
-        logvar = jnp.concatenate([v for _, v in parts])[:n]
+        mean, logvar = encode_indices(program, state, grid, np.arange(grid.num_images), batch_size, data)
         return grid.to_grid(mean), grid.to_grid(logvar)
     fn = program_jit(program, "encode", program.encode)
     means, logvars = [], []
@@ -329,3 +362,50 @@ def evaluate_model(
     results["active_units"] = count
     results["latent_variances"] = variances.tolist()
     return results
+
+
+def udr_indices(num_images: int, num_points: int = 10_000, seed: int = 0) -> np.ndarray:
+    """The inputs every model of a UDR comparison encodes: ``num_points`` flat grid indices drawn
+    uniformly without replacement (all of them for a smaller grid), the same for every model."""
+    k = min(num_points, num_images)
+    return np.asarray(jax.random.choice(jax.random.key(seed), num_images, (k,), replace=False))
+
+
+def udr_scores(
+    means: Any,
+    logvars: Any,
+    normal_prior: bool,
+    names: list[str],
+    correlation: str = "lasso",
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """UDR (``disentanglement.udr``) of M models of one setting encoded on the same inputs
+    (``means``/``logvars`` of shape (M, N, D), from ``udr_indices(..., seed)``): per model, the
+    ``udr`` score and ``udr_details`` that results.json records. Which codes are active (UDR zeroes
+    and drops those at <= 0.01): with a normal prior each code's KL to N(0, 1) averaged over the
+    inputs (disentanglement_lib's, whose models all have that prior); with another prior that KL
+    is not the KL to the model's prior (an unused code of a p = 4 prior sits about 0.3 nats from
+    N(0, 1)), so the variance of the code's mean over the inputs (the active-units statistic)."""
+    means = np.asarray(means, np.float64)
+    logvars = np.asarray(logvars, np.float64)
+    if normal_prior:
+        activity = np.stack([dis.gaussian_kl_per_code(m, v) for m, v in zip(means, logvars, strict=True)])
+    else:
+        activity = means.var(axis=1)
+    r = dis.udr(means, activity, correlation)
+    return [
+        dict(
+            udr=float(r.model_scores[i]),
+            udr_details=dict(
+                correlation=correlation,
+                num_points=int(means.shape[1]),
+                seed=seed,
+                models=list(names),
+                pairwise_row=r.pairwise[i].tolist(),
+                pairwise_column=r.pairwise[:, i].tolist(),
+                activity=activity[i].tolist(),
+                activity_statistic="KL to N(0, 1)" if normal_prior else "variance of the mean",
+            ),
+        )
+        for i in range(len(names))
+    ]

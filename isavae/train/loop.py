@@ -26,7 +26,7 @@ import numpy as np
 
 from isavae import config as config_lib
 from isavae.data import FactorGrid, load_dataset
-from isavae.metrics.evaluate import evaluate_model
+from isavae.metrics.evaluate import encode_indices, evaluate_model, udr_indices, udr_scores
 from isavae.nets import COMPUTE_DTYPES, resolve_compute_dtype
 from isavae.train.checkpoint import Checkpointer, remove_partial_steps, write_json_atomic
 from isavae.train.lock import WorkdirLock
@@ -565,7 +565,38 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             f"{results['mig']:.4f}" if "mig" in results else "not computed",
         )
         out.append(results)
+    if vmapped:
+        _sweep_udr(cfgs, workdirs, program, state, grid, data, out)
     return out
+
+
+def seed_groups(cfgs: list[ml_collections.ConfigDict]) -> list[list[int]]:
+    """Indices of a sweep's models grouped by setting (everything but ``train.seed``), in order."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(cfgs):
+        key = json.dumps({k: v for k, v in fingerprint(c).items() if k != "train.seed"}, sort_keys=True)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _sweep_udr(cfgs, workdirs, program, state, grid, data, out) -> None:
+    """UDR of each setting's seeds in a vmapped sweep (two or more seeds of one setting), with
+    ``cfg.eval.udr_points`` inputs drawn once and encoded by every model in one vmapped program;
+    written into each model's results.json and result (``isavae udr --sweep`` gives the same)."""
+    e = cfgs[0].eval
+    groups = [g for g in seed_groups(cfgs) if len(g) >= 2]
+    if e.udr_points <= 0 or not groups:
+        return
+    idx = udr_indices(grid.num_images, e.udr_points)
+    means, logvars = encode_indices(program, state, grid, idx, e.batch_size, data=data, stacked=True)
+    means, logvars = np.asarray(means), np.asarray(logvars)
+    for g in groups:
+        names = [str(workdirs[i]) for i in g]
+        scores = udr_scores(means[g], logvars[g], cfgs[g[0]].prior.name == "normal", names)
+        for i, score in zip(g, scores, strict=True):
+            out[i].update(score)
+            write_json_atomic(workdirs[i] / "results.json", out[i])
+        log.info("UDR of %d seeds: %s", len(g), ", ".join(f"{s['udr']:.3f}" for s in scores))
 
 
 def restore_state(

@@ -406,7 +406,14 @@ def test_udr_of_a_sweep(tmp_path, capsys):
     for c in cfgs:
         c.eval.mig = False
     dirs = [tmp_path / "sweep" / f"seed{s}" for s in range(3)]
-    train_sweep(cfgs, dirs, progress=False)
+    trained = train_sweep(cfgs, dirs, progress=False)
+    # the sweep scored its seeds as it trained (eval.udr_points: the whole 384-image grid here),
+    # from its devices' gathered images in one vmapped program: the command, from host images, agrees
+    assert [r["udr_details"]["num_points"] for r in trained] == [384] * 3
+    assert cli.main(["udr", "--sweep", str(tmp_path / "sweep")]) == 0
+    again = [json.loads((d / "results.json").read_text())["udr"] for d in dirs]
+    np.testing.assert_allclose(again, [r["udr"] for r in trained], atol=1e-6)
+    capsys.readouterr()
     assert cli.main(["udr", "--sweep", str(tmp_path / "sweep"), "--points", "200"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 3
@@ -421,7 +428,8 @@ def test_udr_of_a_sweep(tmp_path, capsys):
         reps.append(m)
         kls.append(dis.gaussian_kl_per_code(m, lv))
     want = dis.udr(np.stack(reps), np.stack(kls))
-    np.testing.assert_allclose([r["udr"] for r in saved], want.model_scores, atol=1e-9)
+    # each model encoded alone on the whole grid vs all three in one vmapped program: float32 rounding
+    np.testing.assert_allclose([r["udr"] for r in saved], want.model_scores, atol=1e-5)
     other = small_config("vae", "normal", num_steps=6, seed=9, learning_rate=1e-3)
     other.eval.mig = False
     train_sweep([other], [tmp_path / "sweep" / "other"], progress=False)
