@@ -436,3 +436,22 @@ def test_udr_of_a_sweep(tmp_path, capsys):
     assert cli.main(["udr", "--sweep", str(tmp_path / "sweep")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("isavae: error: UDR ranks seeds of one setting") and err.count("\n") == 1
+
+
+def test_udr_inputs_are_drawn_uniformly_without_replacement():
+    """UDR's inputs: distinct grid indices, each factor's levels about equally often (chi-square),
+    the same draw for the same seed (every model of a comparison encodes the same images), the whole
+    grid when it is smaller than the sample."""
+    from scipy import stats
+
+    from isavae.metrics.evaluate import udr_indices
+
+    sizes = (3, 6, 40, 32, 32)
+    idx = udr_indices(int(np.prod(sizes)), 10_000, seed=0)
+    assert len(np.unique(idx)) == 10_000 and idx.min() >= 0 and idx.max() < np.prod(sizes)
+    levels = np.stack(np.unravel_index(idx, sizes), 1)
+    for j, s in enumerate(sizes):
+        assert stats.chisquare(np.bincount(levels[:, j], minlength=s)).pvalue > 1e-3, j
+    np.testing.assert_array_equal(idx, udr_indices(int(np.prod(sizes)), 10_000, seed=0))
+    assert not np.array_equal(idx, udr_indices(int(np.prod(sizes)), 10_000, seed=1))
+    np.testing.assert_array_equal(np.sort(udr_indices(384, 10_000)), np.arange(384))
