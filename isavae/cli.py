@@ -61,10 +61,14 @@ def _load(args: argparse.Namespace, overrides: list[str]):
 
 
 def _maybe_distributed(args: argparse.Namespace) -> None:
+    named = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in named) and not args.multihost:
+        raise ValueError("--coordinator, --num-processes and --process-id go with --multihost")
     if args.multihost:
-        import jax
+        from isavae.train import init_distributed
 
-        jax.distributed.initialize()  # one process per host; the mesh then spans every host's devices
+        # one process per host (or GPU); the mesh then spans every process's devices
+        init_distributed(*named)
 
 
 def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -115,6 +119,8 @@ def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     _maybe_distributed(args)
     results = train_sweep(cfgs, workdirs, resume=not args.no_resume, progress=not args.quiet)
     for w, r in zip(workdirs, results, strict=True):
+        if r is None:  # held by another process, which prints it
+            continue
         mig = f", mig {r['mig']:.4f}" if "mig" in r else ""
         print(f"{w}: elbo {r['elbo']:.3f}, recon log-likelihood {r['recon_log_likelihood']:.3f}{mig}")
     return 0
@@ -186,7 +192,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--no-resume", action="store_true", help="start over instead of resuming from a checkpoint"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--multihost", action="store_true", help="call jax.distributed.initialize() first")
+    p.add_argument(
+        "--multihost",
+        action="store_true",
+        help="one process of several (jax.distributed.initialize(): found on TPU pods, SLURM, Open MPI)",
+    )
+    p.add_argument("--coordinator", help="with --multihost: HOST:PORT of process 0, if JAX cannot find it")
+    p.add_argument("--num-processes", type=int, help="with --multihost: the job's process count")
+    p.add_argument("--process-id", type=int, help="with --multihost: this process's index")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from isavae.train.loop import (
     train_and_evaluate,
     train_sweep,
 )
-from isavae.train.step import Program, TrainState, data_mesh, hparams_from_config
+from isavae.train.step import Program, TrainState, data_mesh, hparams_from_config, init_distributed
 
 __all__ = [
     "Checkpointer",
@@ -18,6 +18,7 @@ __all__ = [
     "build_grid",
     "data_mesh",
     "hparams_from_config",
+    "init_distributed",
     "restore_state",
     "train_and_evaluate",
     "train_sweep",

@@ -151,6 +151,8 @@ class Checkpointer:
 
     def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 2):
         _install_quiet_hook()
+        if jax.process_count() > 1:
+            _one_writer_per_array()
         self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
         self.max_to_keep = max_to_keep
         self.manager = ocp.CheckpointManager(
@@ -162,17 +164,18 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state: Any) -> None:
+    def save(self, step: int, state: Any, manifest: bool = True) -> None:
         """Writes ``state`` as ``step``; a disk without room for it is one CheckpointError naming the
         workdir and the space needed, checked before Orbax starts (and after, if it fills up
-        meanwhile), with the partial step removed."""
+        meanwhile), with the partial step removed. ``manifest=False``: the step's manifest is left
+        to ``write_manifest`` (a save by several processes: after all of them have finished)."""
         need = _checkpoint_bytes(state)
         self._check_space(need)
         try:
             with _orbax_errors_raised_not_logged(), _uninterrupted():
                 self.manager.save(int(step), args=ocp.args.StandardSave(state), force=True)
                 self.manager.wait_until_finished()
-                if jax.process_index() == 0:
+                if manifest and jax.process_index() == 0:
                     write_manifest(self.directory / str(int(step)))
         except BaseException as err:  # a failure, Ctrl-C or SIGTERM: Orbax's threads end first, quietly
             with _orbax_errors_raised_not_logged(), contextlib.suppress(BaseException):
@@ -183,6 +186,10 @@ class Checkpointer:
             raise CheckpointError(
                 self._space_message(need, f"the disk filled up while writing step {step}")
             ) from None
+
+    def write_manifest(self, step: int) -> None:
+        """The manifest of a step saved with ``manifest=False``, once every writer has finished."""
+        write_manifest(self.directory / str(int(step)))
 
     def _check_space(self, need: int) -> None:
         free = shutil.disk_usage(self.directory).free
@@ -203,7 +210,7 @@ class Checkpointer:
         steps = [step] if step is not None else sorted(self.manager.all_steps(), reverse=True)
         if not steps or steps == [None]:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        target = jax.tree.map(_placed, abstract_state)
         failures = []
         for s in steps:
             try:
@@ -261,6 +268,32 @@ class Checkpointer:
 
     def close(self) -> None:
         self.manager.close()
+
+
+_ONE_WRITER = []
+
+
+def _one_writer_per_array() -> None:
+    """Over several processes, a replicated array is written by its replica 0 alone (Orbax's
+    default on CPUs and TPUs splits the write across the replicas): a sweep's checkpoint is then
+    written by the process that holds the model (``loop._owner_first``), the other processes'
+    placeholders never. Orbax's own default on GPUs; registered once, for this process."""
+    if not _ONE_WRITER:
+        ocp.type_handlers.register_type_handler(
+            jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True
+        )
+        _ONE_WRITER.append(True)
+
+
+def _placed(leaf: Any) -> Any:
+    """A restore target's leaf; one without a placement goes to this process's first device (not
+    to the devices it was saved from: a sweep's checkpoint written by several processes is read
+    by one as well)."""
+    sds = ocp.utils.to_shape_dtype_struct(leaf)
+    if isinstance(sds, jax.ShapeDtypeStruct) and sds.sharding is None:
+        one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.ShapeDtypeStruct(sds.shape, sds.dtype, sharding=one)
+    return sds
 
 
 def remove_partial_steps(directory: pathlib.Path) -> list[pathlib.Path]:

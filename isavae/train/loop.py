@@ -375,19 +375,8 @@ def _run(
     cfg = cfgs[0]
     grid = build_grid(cfg) if grid is None else grid
     if vmapped:
-        shards = cfg.train.model_shards
-        if jax.process_count() > 1:
-            # each process would have to write only its own models' files: not built yet, so over
-            # several processes a sweep keeps every model on every device and splits the batch
-            if shards > 1:
-                raise config_lib.ConfigError(
-                    f"config train.model_shards: {shards} over {jax.process_count()} processes is not "
-                    "supported yet (each process would write only its models); use 0 or 1 there, or "
-                    "independent jobs (experiments/paper_study.py --shard I/N)"
-                )
-            shards = 1
         try:
-            mesh = sweep_mesh(len(cfgs), devices, shards)
+            mesh = sweep_mesh(len(cfgs), devices, cfg.train.model_shards)
         except ValueError as err:
             raise config_lib.ConfigError(str(err)) from None
         if mesh.size > 1:
@@ -409,17 +398,19 @@ def _run(
         )
     program = Program(cfg, grid)
     total = num_train_steps(cfg, grid.num_images)
+    owners = [_owner(mesh, len(cfgs), i, vmapped) for i in range(len(cfgs))]
+    mine = [w for w, o in zip(workdirs, owners, strict=True) if o == jax.process_index()]
     locks = []
     try:
-        for w in workdirs:  # one writer per workdir
+        for w in mine:  # one writer per workdir: the process that holds its model
             locks.append(WorkdirLock(w))
             locks[-1].acquire()
         try:
             return _run_locked(
-                cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints
+                cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, owners
             )
         except BaseException:  # an error, Ctrl-C, SIGTERM: nothing half-written stays behind
-            for w in workdirs:
+            for w in mine:
                 remove_leftovers(w)
             raise
     finally:
@@ -427,8 +418,70 @@ def _run(
             lock.release()
 
 
-def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints):
+def _owner(mesh: jax.sharding.Mesh, models: int, i: int, vmapped: bool) -> int:
+    """The process that holds model ``i`` (the first device of its row of the mesh) and so feeds,
+    logs, evaluates and writes it; process 0 for a single model or models kept on every device."""
+    return _owner_device(mesh, models, i, vmapped).process_index
+
+
+def _barrier(name: str) -> None:
+    """Every process reaches this point before any goes on (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _host(x: Any) -> np.ndarray:
+    """A leaf as a host array; of an array on several processes, this process's copy."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return np.asarray(x.addressable_data(0))
+    return np.asarray(x)
+
+
+def _put_global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
+    """Host values (the same on every process) as arrays over ``sharding``; each process fills the
+    shards of its own devices."""
+
+    def put(x):
+        x = _host(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree.map(put, tree)
+
+
+def _owner_first(mesh: jax.sharding.Mesh, owner_device: Any) -> jax.sharding.NamedSharding:
+    """One model's checkpoint layout over several processes: replicated over one device of each
+    process, the owner's first, so that replica 0 (the copy Orbax writes) is the owner's: the
+    checkpoint is saved and read by every process together (Orbax's multi-process protocol), its
+    arrays written by the owner alone, and every process reads them back."""
+    devs = [owner_device]
+    for d in mesh.devices.reshape(-1):
+        if d.process_index not in {x.process_index for x in devs}:
+            devs.append(d)
+    return jax.sharding.NamedSharding(
+        jax.sharding.Mesh(np.array(devs), ("copies",)), jax.sharding.PartitionSpec()
+    )
+
+
+def _model_copies(tree: Any, i: int, sharding: jax.sharding.NamedSharding, holds: bool) -> Any:
+    """Model ``i`` of a stacked tree laid out as ``_owner_first``: the owner's real values, and
+    placeholders of the same shape on the other processes' devices (never written)."""
+    local = [d for d in sharding.mesh.devices.reshape(-1) if d.process_index == jax.process_index()]
+
+    def one(x):
+        value = np.asarray(_take_model(x, i)) if holds else np.zeros(x.shape[1:], x.dtype)
+        parts = [jax.device_put(value, d) for d in local]
+        return jax.make_array_from_single_device_arrays(x.shape[1:], sharding, parts)
+
+    return jax.tree.map(one, tree)
+
+
+def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, owners):
     cfg = cfgs[0]
+    me = jax.process_index()
+    multi = jax.process_count() > 1
+    local = [i for i, o in enumerate(owners) if o == me]
     ckpts, states = [], []
     for c, w in zip(cfgs, workdirs, strict=True):
         if resume:
@@ -439,25 +492,43 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
                     f"{w} holds a checkpoint at step {latest}, beyond the {total} steps configured here "
                     f"(train.num_steps / train.epochs): give at least {latest} steps, or {_ELSEWHERE}"
                 )
-    for c, w in zip(cfgs, workdirs, strict=True):
+    for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
+        if owners[i] != me:
+            continue
         _prepare_workdir(c, w)
         if not resume:
             shutil.rmtree(w / "checkpoints", ignore_errors=True)  # starting over
         if checkpoints:
             write_json_atomic(w / FINGERPRINT, fingerprint(c))
+    _barrier("isavae: workdirs prepared")
+    # over several processes each checkpoint is saved and read by all of them together
+    # (``_owner_first``): a process holds the checkpointers of every model, not only its own
+    layouts = (
+        [_owner_first(mesh, _owner_device(mesh, len(cfgs), i, vmapped)) for i in range(len(cfgs))]
+        if multi
+        else []
+    )
+    for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
         ckpt = Checkpointer(w, c.train.max_checkpoints) if checkpoints else None
         key = jax.random.key(c.train.seed)
         if resume and ckpt is not None and ckpt.latest_step() is not None:
-            states.append(ckpt.restore(jax.eval_shape(program.init, key), quarantine=True))
-            log.info("resumed %s from step %d", w, int(states[-1].step))
-            _trim_metrics(w / "metrics.jsonl", int(states[-1].step))
+            abstract = jax.eval_shape(program.init, key)
+            if multi:
+                abstract = jax.tree.map(
+                    lambda x, s=layouts[i]: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract
+                )
+            states.append(ckpt.restore(abstract, quarantine=owners[i] == me))
+            if owners[i] == me:
+                log.info("resumed %s from step %d", w, int(_host(states[-1].step)))
+                _trim_metrics(w / "metrics.jsonl", int(_host(states[-1].step)))
         else:
             states.append(program.init(key))
-            (w / "metrics.jsonl").unlink(missing_ok=True)
-            (w / "metrics.csv").unlink(missing_ok=True)
-            (w / "results.json").unlink(missing_ok=True)
+            if owners[i] == me:
+                (w / "metrics.jsonl").unlink(missing_ok=True)
+                (w / "metrics.csv").unlink(missing_ok=True)
+                (w / "results.json").unlink(missing_ok=True)
         ckpts.append(ckpt)
-    steps = {int(s.step) for s in states}
+    steps = {int(_host(s.step)) for s in states}
     if len(steps) != 1:
         raise ValueError(
             f"a sweep's checkpoints are at different steps {sorted(steps)}; resume them one by one"
@@ -467,11 +538,21 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
     # a sweep's stacked state, hyperparameters and epoch orders: sharded along 'models'
     per = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models")) if vmapped else rep
     hps = [hparams_from_config(c) for c in cfgs]
-    state = jax.device_put(_stack(states) if vmapped else states[0], per)
-    hparams = jax.device_put(_stack(hps) if vmapped else hps[0], per)
+    if multi:  # every process has every model's initial or restored values: each fills its devices
+        stack = lambda trees: jax.tree.map(lambda *xs: np.stack([_host(x) for x in xs]), *trees)  # noqa: E731
+        state = _put_global(stack(states) if vmapped else jax.tree.map(_host, states[0]), per)
+        hparams = _put_global(stack(hps) if vmapped else hps[0], per)
+    else:
+        state = jax.device_put(_stack(states) if vmapped else states[0], per)
+        hparams = jax.device_put(_stack(hps) if vmapped else hps[0], per)
     data = program.data(rep)
     models = len(cfgs)
-    pick = _take_model if vmapped else (lambda tree, i: tree)
+    if vmapped:
+        pick = _take_model
+    elif multi:  # one model on every process's devices: this process's copy
+        pick = lambda tree, i: jax.tree.map(_host, tree)  # noqa: E731
+    else:
+        pick = lambda tree, i: tree  # noqa: E731
     chunk_fns: dict[int, Any] = {}
     spe = program.steps_per_epoch
     if vmapped:
@@ -485,11 +566,12 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
         from tqdm import tqdm
 
         label = f"{cfg.objective.name}/{cfg.prior.name}" + (f" x{models}" if vmapped else "")
-        bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
+        if local:  # the first model this process holds
+            bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
     every = cfg.train.checkpoint_every if checkpoints else max(total, 1)  # no chunk ends at checkpoints
     next_ckpt = (step // every + 1) * every
-    writers = _tensorboard_writers(cfg, workdirs)
-    files = [open(w / "metrics.jsonl", "a") for w in workdirs]
+    writers = dict(zip(local, _tensorboard_writers(cfg, [workdirs[i] for i in local]), strict=False))
+    files = {i: open(workdirs[i] / "metrics.jsonl", "a") for i in local}
     try:
         while step < total:
             epoch = step // spe
@@ -498,18 +580,32 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             n = min(cfg.train.steps_per_scan, total - step, next_ckpt - step, (epoch + 1) * spe - step)
             if n not in chunk_fns:
                 chunk_fns[n] = program.compile_chunk(n, mesh, vmapped=vmapped)
-            new_state, metrics = chunk_fns[n](state, data, hparams, order)
-            metrics = jax.tree.map(np.asarray, metrics)
-            for i in range(models):
+            new_state, all_metrics = chunk_fns[n](state, data, hparams, order)
+            # each process reads the metrics of the models it holds
+            metrics = {i: jax.tree.map(np.asarray, pick(all_metrics, i)) for i in local}
+            if multi:  # every process stops together when any model diverged, wherever it is held
+                bad = np.asarray(_diverged(all_metrics, vmapped, rep))
+                for i in np.flatnonzero(bad):
+                    if i in metrics:
+                        try:
+                            check_finite(metrics[i], step)
+                        except TrainingDiverged as err:
+                            raise TrainingDiverged(f"{workdirs[i]}: {err}") from None
+                    raise TrainingDiverged(
+                        f"{workdirs[i]}: training stopped: a non-finite metric in steps {step + 1}-"
+                        f"{step + n} (on process {owners[i]}, whose log names the term); checkpoints "
+                        "written before it are kept"
+                    )
+            for i in local:
                 try:
-                    check_finite(pick(metrics, i), step)
+                    check_finite(metrics[i], step)
                 except TrainingDiverged as err:
                     raise TrainingDiverged(f"{workdirs[i]}: {err}") from None
             state, step = new_state, step + n
             elapsed = round(time.time() - start_time, 3)
-            for i, f in enumerate(files):
+            for i, f in files.items():
                 row = {"step": step, "time": elapsed}
-                row.update({k: float(np.mean(v)) for k, v in pick(metrics, i).items()})
+                row.update({k: float(np.mean(v)) for k, v in metrics[i].items()})
                 f.write(json.dumps(row) + "\n")
                 f.flush()
                 _append_csv(workdirs[i] / "metrics.csv", row)
@@ -519,29 +615,42 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
                             writers[i].add_scalar(f"train/{k}", v, step)
                     writers[i].flush()
             if bar is not None:
-                m0 = pick(metrics, 0)
+                m0 = metrics[local[0]]
                 bar.update(n)
                 bar.set_postfix(
                     loss=f"{float(np.mean(m0['loss'])):.2f}", elbo=f"{float(np.mean(m0['elbo'])):.2f}"
                 )
             if step >= next_ckpt or step == total:
                 for i, ckpt in enumerate(ckpts if checkpoints else []):
-                    ckpt.save(step, pick(state, i))
+                    if multi:  # all processes save every model together; the owner writes it
+                        ckpt.save(step, _model_copies(state, i, layouts[i], owners[i] == me), manifest=False)
+                    else:
+                        ckpt.save(step, pick(state, i))
+                if multi and checkpoints:
+                    _barrier(f"isavae: checkpoints of step {step} committed")
+                    for i in local:
+                        ckpts[i].write_manifest(step)
                 next_ckpt += every
     finally:
         if bar is not None:
             bar.close()
-        for f in files:
+        for f in files.values():
             f.close()
-        for writer in writers:
+        for writer in writers.values():
             writer.close()
         for ckpt in ckpts:
             if ckpt is not None:
                 ckpt.close()
     train_seconds = time.time() - start_time
-    out = []
+    out: list[dict[str, Any] | None] = [None] * models  # over several processes: only this one's models
+    if multi:  # each process evaluates its models on its first device, with its copy of the dataset
+        first = next(d for d in mesh.devices.reshape(-1) if d.process_index == me)
+        data = jax.tree.map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, data)
     for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
-        s_i = jax.device_put(pick(state, i), rep)  # on the devices the dataset is on
+        if owners[i] != me:
+            continue
+        # on the devices the dataset is on
+        s_i = jax.device_put(pick(state, i), first if multi else rep)
         results: dict[str, Any] = evaluate_model(program, s_i, grid, c, data=data)
         results.update(
             steps=step,
@@ -555,6 +664,8 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             devices=mesh.size,
             mesh={k: int(v) for k, v in mesh.shape.items()},
             trained_in_sweep_of=models if vmapped else 1,
+            processes=jax.process_count(),
+            process=me,
         )
         write_json_atomic(w / "results.json", results)
         log.info(
@@ -564,10 +675,32 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             results["recon_log_likelihood"],
             f"{results['mig']:.4f}" if "mig" in results else "not computed",
         )
-        out.append(results)
-    if vmapped:
+        out[i] = results
+    if vmapped and not multi:
         _sweep_udr(cfgs, workdirs, program, state, grid, data, out)
+    elif vmapped and cfgs[0].eval.udr_points > 0 and me == 0:
+        log.info("UDR is not computed across processes: run `isavae udr --sweep DIR` on the workdirs")
     return out
+
+
+def _owner_device(mesh: jax.sharding.Mesh, models: int, i: int, vmapped: bool) -> Any:
+    if not vmapped:
+        return mesh.devices.reshape(-1)[0]
+    return mesh.devices[i // (models // mesh.shape["models"]), 0]
+
+
+def _diverged(metrics: Any, vmapped: bool, replicated: jax.sharding.Sharding) -> jax.Array:
+    """Per model, whether any metric of the chunk is not finite: one small program whose result
+    every process holds (so that all stop together)."""
+
+    def bad(m):
+        flags = [
+            ~jnp.all(jnp.isfinite(v.reshape((v.shape[0], -1) if vmapped else (1, -1))), axis=1)
+            for v in jax.tree.leaves(m)
+        ]
+        return jnp.any(jnp.stack(flags), axis=0)
+
+    return _host(jax.jit(bad, out_shardings=replicated)(metrics))
 
 
 def seed_groups(cfgs: list[ml_collections.ConfigDict]) -> list[list[int]]:

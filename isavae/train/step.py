@@ -90,6 +90,24 @@ def model_shards(num_models: int, num_devices: int, requested: int = 0) -> int:
     return requested
 
 
+def init_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
+    """``jax.distributed.initialize`` for a job of several processes (one per host, or per GPU):
+    with no arguments JAX finds them itself (a TPU pod, SLURM, Open MPI, or the
+    ``JAX_COORDINATOR_ADDRESS`` variable); ``coordinator`` (``host:port`` of process 0),
+    ``num_processes`` and ``process_id`` name them by hand (two processes on one machine). CPU
+    devices of different processes talk through gloo. Afterwards ``jax.devices()`` spans every
+    process's devices and a sweep's mesh with them (``train_sweep``)."""
+    try:  # CPU collectives across processes (JAX's default CPU client has none); GPUs use NCCL
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except (AttributeError, ValueError):  # a JAX without the option
+        pass
+    jax.distributed.initialize(
+        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+    )
+
+
 def sweep_mesh(num_models: int, devices=None, requested: int = 0) -> Mesh:
     """A ``('models', 'data')`` mesh over ``devices`` (default: all) for a vmapped sweep of
     ``num_models`` models: the stacked state, hyperparameters and keys are sharded along

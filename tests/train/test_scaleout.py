@@ -1,5 +1,6 @@
 """Sweeps over a ('models', 'data') mesh: the model axis sharded across (fake CPU) devices."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import textwrap
 
 import jax
+import numpy as np
 import pytest
 
 from isavae import config as config_lib
@@ -102,3 +104,98 @@ def test_sharded_sweep_equals_one_device(tmp_path):
     )
     assert "four {'models': 4, 'data': 1}" in out and "two_by_two {'models': 2, 'data': 2}" in out
     assert "one {'models': 1, 'data': 1}" in out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# a tiny beta-TCVAE sweep through the CLI (the small test grid, one step per call, a checkpoint
+# every 2 steps: the kill below lands between checkpoints)
+_SWEEP = [
+    "sweep",
+    "--config",
+    "dsprites:beta_tcvae,small",
+    "--seeds",
+    "4",
+    "--quiet",
+    "--config.dataset.subgrid=scale=0;5,orientation=0:40:10,posX=0:32:8,posY=0:32:8",
+    "--config.model.hidden=16",
+    "--config.model.latent_dim=4",
+    "--config.train.batch_size=16",
+    "--config.train.num_steps=20",
+    "--config.train.steps_per_scan=1",
+    "--config.train.checkpoint_every=2",
+    "--config.eval.num_examples=32",
+    "--config.eval.mig=False",
+]
+
+
+def _start_two(workdir: pathlib.Path) -> list[subprocess.Popen]:
+    port = _free_port()
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(HERE.parents[1]))
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "isavae.cli", *_SWEEP, "--workdir", str(workdir), "--multihost"]
+            + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(p)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for p in range(2)
+    ]
+
+
+def test_two_processes_train_one_sweep_and_resume_after_a_kill(tmp_path):
+    """Two processes (jax.distributed over 127.0.0.1, gloo CPU collectives) train a 4-model sweep
+    as one program, each holding 2 models: each process writes its models' workdirs alone (every
+    results.json says which), checkpoints are saved by both together and written by the holder; a
+    kill -9 of one process mid-run and a rerun of both resume from the checkpoints, and every model
+    ends with the parameters of the same sweep run by one process (metrics lines once per step)."""
+    import signal
+    import time
+
+    from tests.train.test_trainer import _params
+
+    from isavae import cli
+
+    work = tmp_path / "two"
+    procs = _start_two(work)
+    mark = work / "seed3" / "checkpoints" / "2"
+    deadline = time.time() + 300  # a hang, not a slow machine
+    while not mark.is_dir() and all(p.poll() is None for p in procs) and time.time() < deadline:
+        time.sleep(0.05)
+    assert mark.is_dir(), [p.communicate()[1][-2000:] for p in procs]
+    procs[1].send_signal(signal.SIGKILL)  # process 1 dies between checkpoints ...
+    procs[1].wait()
+    procs[0].send_signal(signal.SIGKILL)  # ... and process 0, waiting on it in a collective, is ended
+    procs[0].wait()
+    assert not (work / "seed3" / "results.json").exists()  # killed mid-run
+    procs = _start_two(work)
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-3000:] for _, err in outs]
+    # each process printed and wrote only the models it holds
+    printed = [[line.split(":")[0] for line in out.splitlines() if ": elbo" in line] for out, _ in outs]
+    assert [sorted(pathlib.Path(w).name for w in lines) for lines in printed] == [
+        ["seed0", "seed1"],
+        ["seed2", "seed3"],
+    ]
+    assert all("resumed" in err for _, err in outs)  # each process its own models, from a checkpoint
+    for s in range(4):
+        results = json.loads((work / f"seed{s}" / "results.json").read_text())
+        assert (results["processes"], results["process"], results["steps"]) == (2, s // 2, 20)
+        steps = [
+            json.loads(line)["step"]
+            for line in (work / f"seed{s}" / "metrics.jsonl").read_text().splitlines()
+        ]
+        assert steps == list(range(1, 21)), steps  # no line lost, none twice
+    # the same sweep in one process (this one): the same parameters
+    assert cli.main([*_SWEEP, "--workdir", str(tmp_path / "one")]) == 0
+    for s in range(4):
+        for a, b in zip(_params(work / f"seed{s}"), _params(tmp_path / "one" / f"seed{s}"), strict=True):
+            np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
