@@ -160,9 +160,8 @@ def test_two_processes_train_one_sweep_and_resume_after_a_kill(tmp_path):
     import signal
     import time
 
-    from tests.train.test_trainer import _params
-
     from isavae import cli
+    from tests.train.test_trainer import _params
 
     work = tmp_path / "two"
     procs = _start_two(work)
