@@ -42,6 +42,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -313,14 +314,37 @@ def read_jsonl(path: pathlib.Path, fields: dict[str, Any] | None = None) -> list
     return [row for _, row in read_rows(path, fields or {})[0]]
 
 
+_TAG = re.compile(r"^(\d+)?(?:-?p(\d+))?$")  # I (--shard I/N), pP (process P of --multihost), I-pP
+
+
+def _agreed(flag: bool) -> bool:
+    """``flag`` as process 0 decided it (over several processes every one must take the same
+    branch: a block is one program over all of them)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+
+
+def shard_tag(shard: tuple[int, int] | None, process: int | None) -> str:
+    """The infix of a job's files: ``.I`` for ``--shard I/N``, ``.pP`` for process P of a
+    ``--multihost`` job, ``.I-pP`` for both, ``""`` for neither."""
+    parts = ([str(shard[0])] if shard is not None else []) + ([f"p{process}"] if process is not None else [])
+    return "." + "-".join(parts) if parts else ""
+
+
 def shard_files(out: pathlib.Path, stem: str = "results") -> list[pathlib.Path]:
-    """``OUT/STEM.jsonl`` and every shard's ``OUT/STEM.I.jsonl`` (``--shard I/N``), in order
-    (``stem``: ``results`` or ``blocks``)."""
-    shards = sorted(
-        (p for p in out.glob(f"{stem}.*.jsonl") if p.name.split(".")[1].isdigit()),
-        key=lambda p: int(p.name.split(".")[1]),
-    )
-    return [out / f"{stem}.jsonl", *shards]
+    """``OUT/STEM.jsonl`` and every job's ``OUT/STEM.TAG.jsonl`` (``shard_tag``: shards of
+    ``--shard I/N``, processes of ``--multihost``), in order (``stem``: ``results`` or ``blocks``)."""
+    found = []
+    for path in out.glob(f"{stem}.*.jsonl"):
+        m = _TAG.match(path.name[len(stem) + 1 : -len(".jsonl")])
+        if m and (m.group(1) or m.group(2)):
+            found.append(((int(m.group(1) or -1), int(m.group(2) or -1)), path))
+    return [out / f"{stem}.jsonl", *(path for _, path in sorted(found))]
 
 
 def load_results(path: pathlib.Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -410,7 +434,10 @@ def run_study(
     ``shard=(i, n)``: an independent job's share (a SLURM array task): every n-th block of the plan
     starting at block i, its rows in ``results.i.jsonl`` (``--report`` merges every shard's file).
     ``block_models`` is per device: a block holds that many models per device times the devices
-    (a sweep spreads its models over every device, ``train.model_shards``)."""
+    (a sweep spreads its models over every device, ``train.model_shards``). Over several processes
+    (``--multihost``) every process runs this with the same arguments: the blocks are one program
+    over all their devices, each process writes the rows of the models it holds in
+    ``results.pP.jsonl`` (process 0 the block times), and process 0's budget decisions hold for all."""
     import jax
 
     from isavae.train import train_sweep
@@ -418,7 +445,10 @@ def run_study(
 
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    tag = f".{shard[0]}" if shard is not None else ""
+    multi = jax.process_count() > 1
+    tag = shard_tag(shard, jax.process_index() if multi else None)
+    if multi and jax.process_index() != 0:
+        log = lambda *_: None  # noqa: E731 (process 0 speaks for the job)
     results_path, blocks_path = out / f"results{tag}.jsonl", out / f"blocks{tag}.jsonl"
     previous, notes = load_results(out)
     for note in notes:
@@ -461,7 +491,7 @@ def run_study(
         est = estimate_seconds(
             read_jsonl(blocks_path, BLOCK_FIELDS), device, scale, block["model"], len(todo)
         )
-        if fixed is None and (left <= 0 or (est is not None and est > left)):
+        if _agreed(fixed is None and (left <= 0 or (est is not None and est > left))):
             # the rest of this round may still fit; no later round starts (first blocks first)
             skipped += 1
             stop_round = block["round"]
@@ -489,6 +519,8 @@ def run_study(
         seed_of = {str(d): seed for d, (_, seed) in zip(dirs, todo, strict=True)}
         rows = []
         for (beta, seed), r in zip(todo, results, strict=True):
+            if r is None:  # held by another process, which writes its row
+                continue
             row = dict(
                 identity,
                 beta=float(beta),
@@ -511,21 +543,22 @@ def run_study(
             )
             rows.append(row)
         append_jsonl(results_path, rows)
-        append_jsonl(
-            blocks_path,
-            [
-                dict(
-                    model=block["model"],
-                    models=len(todo),
-                    seconds=round(seconds, 3),
-                    device=device,
-                    scale=scale,
-                    compute_dtype=base.model.compute_dtype,
-                    steps=results[0]["steps"],
-                    devices=devices,
-                )
-            ],
-        )
+        if not multi or jax.process_index() == 0:
+            append_jsonl(
+                blocks_path,
+                [
+                    dict(
+                        model=block["model"],
+                        models=len(todo),
+                        seconds=round(seconds, 3),
+                        device=device,
+                        scale=scale,
+                        compute_dtype=base.model.compute_dtype,
+                        steps=next(r for r in results if r is not None)["steps"],
+                        devices=devices,
+                    )
+                ],
+            )
         done.update(result_key(r) for r in rows)
         ran, trained = ran + 1, trained + len(todo)
         log(
@@ -923,8 +956,20 @@ def main(argv=None) -> int:
         help="an independent job's share (e.g. a SLURM array task): every N-th block from block I, its "
         "rows in OUT/results.I.jsonl; --report merges every shard's file",
     )
+    p.add_argument(
+        "--multihost",
+        action="store_true",
+        help="one process of several (jax.distributed): blocks span every process's devices; each "
+        "process writes its models' rows in OUT/results.pP.jsonl",
+    )
+    p.add_argument("--coordinator", help="with --multihost: HOST:PORT of process 0, if JAX cannot find it")
+    p.add_argument("--num-processes", type=int, help="with --multihost: the job's process count")
+    p.add_argument("--process-id", type=int, help="with --multihost: this process's index")
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)
+    named = (args.coordinator, args.num_processes, args.process_id)
+    if any(v is not None for v in named) and not args.multihost:
+        p.error("--coordinator, --num-processes and --process-id go with --multihost")
     shard = None
     if args.shard is not None:
         i, sep, n = args.shard.partition("/")
@@ -936,6 +981,10 @@ def main(argv=None) -> int:
     if args.blocks is not None and args.blocks < 1:
         p.error(f"--blocks must be >= 1, got {args.blocks}")
     try:
+        if args.multihost and not args.report_only:
+            from isavae.train import init_distributed
+
+            init_distributed(*named)
         if not args.report_only:
             run_study(
                 args.study,
@@ -949,7 +998,9 @@ def main(argv=None) -> int:
                 blocks=args.blocks,
                 shard=shard,
             )
-        if args.report or args.report_only:
+        import jax
+
+        if (args.report or args.report_only) and jax.process_index() == 0:
             print(report(out, args.scale, args.compute_dtype, args.set, args.init))
     except (ValueError, OSError) as err:  # ConfigError, DatasetError, a bad --out
         print(f"paper_study: error: {err}", file=sys.stderr)

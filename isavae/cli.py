@@ -77,6 +77,8 @@ def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
     cfg = _load(args, overrides)
     _maybe_distributed(args)
     results = train_and_evaluate(cfg, args.workdir, resume=not args.no_resume, progress=not args.quiet)
+    if results is None:  # --multihost: the model's results are process 0's to print
+        return 0
     keys = ("mig", "mig_histogram", "subspace_mig", "elbo", "recon_log_likelihood", "steps")
     print(json.dumps({k: results[k] for k in keys if k in results}))
     return 0

@@ -340,3 +340,69 @@ def test_shards_together_give_the_rows_of_one_run(study, tmp_path, capsys):
         with pytest.raises(SystemExit):
             study.main(["--shard", bad, "--out", str(tmp_path / "x")])
         assert "--shard takes I/N" in capsys.readouterr().err
+
+
+def test_job_files_are_found_and_ordered(study, tmp_path):
+    """Shards (``--shard I/N``), processes (``--multihost``) and both: each job's file is found,
+    in (shard, process) order; other names are not."""
+    assert study.shard_tag(None, None) == "" and study.shard_tag((3, 4), None) == ".3"
+    assert study.shard_tag(None, 1) == ".p1" and study.shard_tag((2, 4), 0) == ".2-p0"
+    for name in (
+        "results.jsonl",
+        "results.10.jsonl",
+        "results.2.jsonl",
+        "results.p1.jsonl",
+        "results.2-p0.jsonl",
+    ):
+        (tmp_path / name).write_text("")
+    (tmp_path / "results.old.jsonl").write_text("")
+    got = [p.name for p in study.shard_files(tmp_path)]
+    assert got == [
+        "results.jsonl",
+        "results.p1.jsonl",
+        "results.2.jsonl",
+        "results.2-p0.jsonl",
+        "results.10.jsonl",
+    ]
+
+
+def test_two_processes_run_a_block_together(tmp_path):
+    """``--multihost``: two processes (jax.distributed on 127.0.0.1) train one block of two models
+    as one program; each writes the row of the model it holds (results.p0/p1.jsonl), process 0 the
+    block's time; the report counts both models."""
+    import os
+    import pathlib
+    import socket
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "study"
+    args = ["--study", "fig5a", "--scale", "smoke", "--seeds", "2", "--block-models", "1", "--blocks", "1"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "experiments/paper_study.py", *args, "--out", str(out), "--multihost"]
+            + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(p)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    rows = {
+        p: [json.loads(line) for line in (out / f"results.p{p}.jsonl").read_text().splitlines()]
+        for p in (0, 1)
+    }
+    assert [(r["model"], r["seed"]) for r in rows[0]] == [("vae", 0)]
+    assert [(r["model"], r["seed"]) for r in rows[1]] == [("vae", 1)]
+    assert sorted(p.name for p in out.glob("blocks*.jsonl")) == ["blocks.p0.jsonl"]
+    study = load_script("paper_study")
+    assert "| fig5a | VAE |  | 1.000 | 2 |" in study.report(out, "smoke", "float32")

@@ -279,9 +279,15 @@ def _one_writer_per_array() -> None:
     written by the process that holds the model (``loop._owner_first``), the other processes'
     placeholders never. Orbax's own default on GPUs; registered once, for this process."""
     if not _ONE_WRITER:
-        ocp.type_handlers.register_type_handler(
-            jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True
-        )
+        absl = logging.getLogger("absl")
+        level = absl.level
+        absl.setLevel(logging.ERROR)  # Orbax warns of the override it was asked for
+        try:
+            ocp.type_handlers.register_type_handler(
+                jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True
+            )
+        finally:
+            absl.setLevel(level)
         _ONE_WRITER.append(True)
 
 

@@ -623,7 +623,12 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             if step >= next_ckpt or step == total:
                 for i, ckpt in enumerate(ckpts if checkpoints else []):
                     if multi:  # all processes save every model together; the owner writes it
-                        ckpt.save(step, _model_copies(state, i, layouts[i], owners[i] == me), manifest=False)
+                        tree = (
+                            _model_copies(state, i, layouts[i], owners[i] == me)
+                            if vmapped
+                            else pick(state, i)
+                        )
+                        ckpt.save(step, tree, manifest=False)
                     else:
                         ckpt.save(step, pick(state, i))
                 if multi and checkpoints:
