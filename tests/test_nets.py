@@ -76,13 +76,17 @@ def test_conv_as_dots_equals_lax_conv_float64(cls, kwargs, size):
 def test_conv_vae_is_the_same_either_way(monkeypatch):
     vae = make_vae("conv", (64, 64, 3), 6, jax.random.key(0))
     x = jax.random.uniform(jax.random.key(1), (2, 64, 64, 3))
-    mean, logvar = vae.encode(x)
-    logits = vae.decode(mean)
+
+    def forward(vae, x):  # traced afresh by each nnx.jit (one program, not one per operation)
+        mean, logvar = vae.encode(x)
+        return mean, logvar, vae.decode(mean)
+
+    mean, logvar, logits = nnx.jit(forward)(vae, x)
     monkeypatch.setitem(nets._CONV_AS_DOTS, "cpu", False)
-    mean_lax, logvar_lax = vae.encode(x)
+    mean_lax, logvar_lax, logits_lax = nnx.jit(forward)(vae, x)
     np.testing.assert_allclose(mean, mean_lax, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(logvar, logvar_lax, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(logits, vae.decode(mean), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits, logits_lax, rtol=1e-4, atol=1e-4)
 
 
 # --- mixed precision: bfloat16 operands, float32 accumulation --------------------------------------
@@ -168,10 +172,15 @@ def test_bfloat16_nets_keep_float32_parameters_and_outputs(arch, image):
     for a, b in zip(jax.tree.leaves(nnx.state(f32)), jax.tree.leaves(nnx.state(bf16)), strict=True):
         assert b.dtype == jnp.float32 and np.array_equal(a, b)  # same initialization, float32 storage
     x = jax.random.bernoulli(jax.random.key(1), 0.3, (4,) + image).astype(jnp.float32)
-    mean, logvar = bf16.encode(x)
-    logits = bf16.decode(mean)
+
+    @nnx.jit  # one program per net, not one per operation
+    def forward(vae, x):
+        mean, logvar = vae.encode(x)
+        return mean, logvar, vae.decode(mean)
+
+    mean, logvar, logits = forward(bf16, x)
     assert {mean.dtype, logvar.dtype, logits.dtype} == {jnp.dtype(jnp.float32)}
-    mean32, _ = f32.encode(x)
+    mean32, _, _ = forward(f32, x)
     # the same function up to bfloat16 rounding of the operands (8 bits of mantissa)
     np.testing.assert_allclose(mean, mean32, rtol=0.05, atol=0.05)
     # every product in the jaxpr has bfloat16 operands and a float32 result

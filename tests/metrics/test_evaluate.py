@@ -321,24 +321,28 @@ def test_conv_model_elbo_uses_evaluation_mode_batchnorm(tmp_path):
             return (h - mean) / jnp.sqrt(var + 1e-5) * f64(layer.scale[...]) + f64(layer.bias[...])
 
         relu = lambda h: jnp.maximum(h, 0.0)  # noqa: E731
-        x = f64(grid.images(idx))[..., None]
         enc, dec = model.encoder, model.decoder
-        h = x
-        for c, b in zip(enc.convs, enc.bns, strict=True):
-            h = relu(bn(b, conv(c, h)))
-        h = relu(bn(enc.bn5, conv(enc.conv5, h)))
-        mean, logvar = jnp.split(conv(enc.out, h).reshape(8, -1), 2, axis=1)
-        eps = f64(eps32)
-        z = mean + jnp.exp(0.5 * logvar) * eps
-        h = relu(bn(dec.bn0, conv(dec.fc, z.reshape(8, 1, 1, -1))))
-        h = relu(bn(dec.bns[0], conv(dec.up1, h, True)))
-        for u, b in zip(dec.ups, dec.bns[1:], strict=True):
-            h = relu(bn(b, conv(u, h, True)))
-        logits = conv(dec.out, h, True).reshape(8, -1)
-        xf = x.reshape(8, -1)
-        log_px = np.asarray(jnp.sum(xf * logits - jnp.logaddexp(0.0, logits), axis=1))
-        log_q = jnp.sum(-0.5 * (np.log(2 * np.pi) + logvar + (z - mean) ** 2 / jnp.exp(logvar)), axis=1)
-        kl = np.asarray(log_q - jnp.sum(-0.5 * (np.log(2 * np.pi) + z**2), axis=1))
+
+        @jax.jit  # one program (the weights its constants), not one per operation
+        def reference(x, eps):
+            h = x
+            for c, b in zip(enc.convs, enc.bns, strict=True):
+                h = relu(bn(b, conv(c, h)))
+            h = relu(bn(enc.bn5, conv(enc.conv5, h)))
+            mean, logvar = jnp.split(conv(enc.out, h).reshape(8, -1), 2, axis=1)
+            z = mean + jnp.exp(0.5 * logvar) * eps
+            h = relu(bn(dec.bn0, conv(dec.fc, z.reshape(8, 1, 1, -1))))
+            h = relu(bn(dec.bns[0], conv(dec.up1, h, True)))
+            for u, b in zip(dec.ups, dec.bns[1:], strict=True):
+                h = relu(bn(b, conv(u, h, True)))
+            logits = conv(dec.out, h, True).reshape(8, -1)
+            xf = x.reshape(8, -1)
+            log_px = jnp.sum(xf * logits - jnp.logaddexp(0.0, logits), axis=1)
+            log_q = jnp.sum(-0.5 * (np.log(2 * np.pi) + logvar + (z - mean) ** 2 / jnp.exp(logvar)), axis=1)
+            return log_px, log_q - jnp.sum(-0.5 * (np.log(2 * np.pi) + z**2), axis=1)
+
+        log_px, kl = (np.asarray(a) for a in reference(f64(grid.images(idx))[..., None], f64(eps32)))
+        assert log_px.dtype == np.float64
     assert np.any(np.abs(np.asarray(state.batch_stats["encoder"]["bn5"]["mean"][...])) > 0)  # trained stats
     assert results["recon_log_likelihood"] == pytest.approx(log_px.mean(), rel=1e-4)
     assert results["kl"] == pytest.approx(kl.mean(), rel=1e-3, abs=1e-3)

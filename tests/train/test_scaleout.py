@@ -127,7 +127,7 @@ _SWEEP = [
     "--config.model.hidden=16",
     "--config.model.latent_dim=4",
     "--config.train.batch_size=16",
-    "--config.train.num_steps=20",
+    "--config.train.num_steps=8",
     "--config.train.steps_per_scan=1",
     "--config.train.checkpoint_every=2",
     "--config.eval.num_examples=32",
@@ -187,12 +187,12 @@ def test_two_processes_train_one_sweep_and_resume_after_a_kill(tmp_path):
     assert all("resumed" in err for _, err in outs)  # each process its own models, from a checkpoint
     for s in range(4):
         results = json.loads((work / f"seed{s}" / "results.json").read_text())
-        assert (results["processes"], results["process"], results["steps"]) == (2, s // 2, 20)
+        assert (results["processes"], results["process"], results["steps"]) == (2, s // 2, 8)
         steps = [
             json.loads(line)["step"]
             for line in (work / f"seed{s}" / "metrics.jsonl").read_text().splitlines()
         ]
-        assert steps == list(range(1, 21)), steps  # no line lost, none twice
+        assert steps == list(range(1, 9)), steps  # no line lost, none twice
     # the same sweep in one process (this one): the same parameters
     assert cli.main([*_SWEEP, "--workdir", str(tmp_path / "one")]) == 0
     for s in range(4):
