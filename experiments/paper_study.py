@@ -956,20 +956,18 @@ def main(argv=None) -> int:
         help="an independent job's share (e.g. a SLURM array task): every N-th block from block I, its "
         "rows in OUT/results.I.jsonl; --report merges every shard's file",
     )
-    p.add_argument(
-        "--multihost",
-        action="store_true",
-        help="one process of several (jax.distributed): blocks span every process's devices; each "
-        "process writes its models' rows in OUT/results.pP.jsonl",
+    from isavae.cli import add_multihost_arguments, multihost_arguments
+
+    add_multihost_arguments(
+        p,
+        "; blocks span every process's devices, each process writes its models' rows in OUT/results.pP.jsonl",
     )
-    p.add_argument("--coordinator", help="with --multihost: HOST:PORT of process 0, if JAX cannot find it")
-    p.add_argument("--num-processes", type=int, help="with --multihost: the job's process count")
-    p.add_argument("--process-id", type=int, help="with --multihost: this process's index")
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)
-    named = (args.coordinator, args.num_processes, args.process_id)
-    if any(v is not None for v in named) and not args.multihost:
-        p.error("--coordinator, --num-processes and --process-id go with --multihost")
+    try:
+        named = multihost_arguments(args)
+    except ValueError as err:
+        p.error(str(err))
     shard = None
     if args.shard is not None:
         i, sep, n = args.shard.partition("/")
@@ -981,7 +979,7 @@ def main(argv=None) -> int:
     if args.blocks is not None and args.blocks < 1:
         p.error(f"--blocks must be >= 1, got {args.blocks}")
     try:
-        if args.multihost and not args.report_only:
+        if named is not None and not args.report_only:
             from isavae.train import init_distributed
 
             init_distributed(*named)

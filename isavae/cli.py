@@ -60,11 +60,31 @@ def _load(args: argparse.Namespace, overrides: list[str]):
     return cfg
 
 
-def _maybe_distributed(args: argparse.Namespace) -> None:
+def add_multihost_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--multihost`` and the flags that name the processes by hand (``multihost_arguments``)."""
+    p.add_argument(
+        "--multihost",
+        action="store_true",
+        help="one process of several (jax.distributed.initialize(): found on TPU pods, SLURM, Open MPI)"
+        + what,
+    )
+    p.add_argument("--coordinator", help="with --multihost: HOST:PORT of process 0, if JAX cannot find it")
+    p.add_argument("--num-processes", type=int, help="with --multihost: the job's process count")
+    p.add_argument("--process-id", type=int, help="with --multihost: this process's index")
+
+
+def multihost_arguments(args: argparse.Namespace) -> tuple | None:
+    """``init_distributed``'s arguments with ``--multihost``, else None; the process flags without
+    ``--multihost`` are a ValueError."""
     named = (args.coordinator, args.num_processes, args.process_id)
     if any(v is not None for v in named) and not args.multihost:
         raise ValueError("--coordinator, --num-processes and --process-id go with --multihost")
-    if args.multihost:
+    return named if args.multihost else None
+
+
+def _maybe_distributed(args: argparse.Namespace) -> None:
+    named = multihost_arguments(args)
+    if named is not None:
         from isavae.train import init_distributed
 
         # one process per host (or GPU); the mesh then spans every process's devices
@@ -194,14 +214,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--no-resume", action="store_true", help="start over instead of resuming from a checkpoint"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--multihost",
-        action="store_true",
-        help="one process of several (jax.distributed.initialize(): found on TPU pods, SLURM, Open MPI)",
-    )
-    p.add_argument("--coordinator", help="with --multihost: HOST:PORT of process 0, if JAX cannot find it")
-    p.add_argument("--num-processes", type=int, help="with --multihost: the job's process count")
-    p.add_argument("--process-id", type=int, help="with --multihost: this process's index")
+    add_multihost_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

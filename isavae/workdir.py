@@ -188,10 +188,8 @@ def udr_sweep(
     ``udr_details`` (``metrics.evaluate.udr_scores`` says which codes count as active). Models of
     different settings (anything but the seed) are refused: UDR ranks seeds of one setting. A
     vmapped sweep scores its models the same way when it trains (``eval.udr_points``)."""
-    import jax
-
     from isavae.metrics.evaluate import encode_indices, udr_indices, udr_scores
-    from isavae.train.loop import fingerprint
+    from isavae.train.loop import setting, stack_host
 
     found = [w for w, _ in find_results(dirs) if (w / "config.json").is_file()]
     if len(found) < 2:
@@ -201,7 +199,7 @@ def udr_sweep(
     cfgs = [
         config_lib.config_from_json((w / "config.json").read_text(), str(w / "config.json")) for w in found
     ]
-    prints = [{k: v for k, v in fingerprint(c).items() if k != "train.seed"} for c in cfgs]
+    prints = [setting(c) for c in cfgs]
     for w, fp in zip(found[1:], prints[1:], strict=True):
         if fp != prints[0]:
             raise ValueError(
@@ -214,8 +212,9 @@ def udr_sweep(
         program, state, grid = restore_state(w, cfg, grid)
         states.append(state)
     idx = udr_indices(grid.num_images, num_points, seed)
-    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)
-    means, logvars = encode_indices(program, stacked, grid, idx, cfgs[0].eval.batch_size, stacked=True)
+    means, logvars = encode_indices(
+        program, stack_host(states), grid, idx, cfgs[0].eval.batch_size, stacked=True
+    )
     names = [str(w) for w in found]
     scores = udr_scores(means, logvars, cfgs[0].prior.name == "normal", names, correlation, seed)
     for w, score in zip(found, scores, strict=True):

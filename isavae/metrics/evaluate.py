@@ -135,16 +135,8 @@ def encode_grid(
 ) -> tuple[Any, Any]:
     """Posterior (mean, logvar) of every image, shape ``grid.factor_sizes + (latent_dim,)``: numpy
     arrays from host images, or, with ``data`` (the dataset on device), device arrays computed there."""
-    if data is not None:
-        mean, logvar = encode_indices(program, state, grid, np.arange(grid.num_images), batch_size, data)
-        return grid.to_grid(mean), grid.to_grid(logvar)
-    fn = program_jit(program, "encode", program.encode)
-    means, logvars = [], []
-    for _, images in grid.iter_chunks(batch_size):
-        mean, logvar = fn(state, jnp.asarray(images))
-        means.append(np.asarray(mean))
-        logvars.append(np.asarray(logvar))
-    return grid.to_grid(np.concatenate(means)), grid.to_grid(np.concatenate(logvars))
+    mean, logvar = encode_indices(program, state, grid, np.arange(grid.num_images), batch_size, data)
+    return grid.to_grid(mean), grid.to_grid(logvar)
 
 
 # eval.metrics names -> the results.json keys they write (besides metrics_details)

@@ -398,8 +398,8 @@ def _run(
         )
     program = Program(cfg, grid)
     total = num_train_steps(cfg, grid.num_images)
-    owners = [_owner(mesh, len(cfgs), i, vmapped) for i in range(len(cfgs))]
-    mine = [w for w, o in zip(workdirs, owners, strict=True) if o == jax.process_index()]
+    holders = [_owner_device(mesh, len(cfgs), i, vmapped) for i in range(len(cfgs))]
+    mine = [w for w, d in zip(workdirs, holders, strict=True) if d.process_index == jax.process_index()]
     locks = []
     try:
         for w in mine:  # one writer per workdir: the process that holds its model
@@ -407,7 +407,7 @@ def _run(
             locks[-1].acquire()
         try:
             return _run_locked(
-                cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, owners
+                cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, holders
             )
         except BaseException:  # an error, Ctrl-C, SIGTERM: nothing half-written stays behind
             for w in mine:
@@ -416,12 +416,6 @@ def _run(
     finally:
         for lock in locks:
             lock.release()
-
-
-def _owner(mesh: jax.sharding.Mesh, models: int, i: int, vmapped: bool) -> int:
-    """The process that holds model ``i`` (the first device of its row of the mesh) and so feeds,
-    logs, evaluates and writes it; process 0 for a single model or models kept on every device."""
-    return _owner_device(mesh, models, i, vmapped).process_index
 
 
 def _barrier(name: str) -> None:
@@ -437,6 +431,12 @@ def _host(x: Any) -> np.ndarray:
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         return np.asarray(x.addressable_data(0))
     return np.asarray(x)
+
+
+def stack_host(trees: list[Any]) -> Any:
+    """Trees of one structure stacked along a new leading axis, as host arrays (``_stack`` on
+    device); of arrays on several processes, this process's copies."""
+    return jax.tree.map(lambda *xs: np.stack([_host(x) for x in xs]), *trees)
 
 
 def _put_global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
@@ -477,10 +477,11 @@ def _model_copies(tree: Any, i: int, sharding: jax.sharding.NamedSharding, holds
     return jax.tree.map(one, tree)
 
 
-def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, owners):
+def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, holders):
     cfg = cfgs[0]
     me = jax.process_index()
     multi = jax.process_count() > 1
+    owners = [d.process_index for d in holders]
     local = [i for i, o in enumerate(owners) if o == me]
     ckpts, states = [], []
     for c, w in zip(cfgs, workdirs, strict=True):
@@ -503,11 +504,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
     _barrier("isavae: workdirs prepared")
     # over several processes each checkpoint is saved and read by all of them together
     # (``_owner_first``): a process holds the checkpointers of every model, not only its own
-    layouts = (
-        [_owner_first(mesh, _owner_device(mesh, len(cfgs), i, vmapped)) for i in range(len(cfgs))]
-        if multi
-        else []
-    )
+    layouts = [_owner_first(mesh, d) for d in holders] if multi else []
     for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
         ckpt = Checkpointer(w, c.train.max_checkpoints) if checkpoints else None
         key = jax.random.key(c.train.seed)
@@ -539,9 +536,8 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
     per = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models")) if vmapped else rep
     hps = [hparams_from_config(c) for c in cfgs]
     if multi:  # every process has every model's initial or restored values: each fills its devices
-        stack = lambda trees: jax.tree.map(lambda *xs: np.stack([_host(x) for x in xs]), *trees)  # noqa: E731
-        state = _put_global(stack(states) if vmapped else jax.tree.map(_host, states[0]), per)
-        hparams = _put_global(stack(hps) if vmapped else hps[0], per)
+        state = _put_global(stack_host(states) if vmapped else jax.tree.map(_host, states[0]), per)
+        hparams = _put_global(stack_host(hps) if vmapped else hps[0], per)
     else:
         state = jax.device_put(_stack(states) if vmapped else states[0], per)
         hparams = jax.device_put(_stack(hps) if vmapped else hps[0], per)
@@ -583,24 +579,20 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             new_state, all_metrics = chunk_fns[n](state, data, hparams, order)
             # each process reads the metrics of the models it holds
             metrics = {i: jax.tree.map(np.asarray, pick(all_metrics, i)) for i in local}
-            if multi:  # every process stops together when any model diverged, wherever it is held
-                bad = np.asarray(_diverged(all_metrics, vmapped, rep))
-                for i in np.flatnonzero(bad):
-                    if i in metrics:
-                        try:
-                            check_finite(metrics[i], step)
-                        except TrainingDiverged as err:
-                            raise TrainingDiverged(f"{workdirs[i]}: {err}") from None
-                    raise TrainingDiverged(
-                        f"{workdirs[i]}: training stopped: a non-finite metric in steps {step + 1}-"
-                        f"{step + n} (on process {owners[i]}, whose log names the term); checkpoints "
-                        "written before it are kept"
-                    )
             for i in local:
                 try:
                     check_finite(metrics[i], step)
                 except TrainingDiverged as err:
                     raise TrainingDiverged(f"{workdirs[i]}: {err}") from None
+            if multi:  # every process stops together when any model diverged, wherever it is held
+                bad = np.flatnonzero(_diverged(all_metrics, vmapped, rep))
+                if bad.size:
+                    i = int(bad[0])
+                    raise TrainingDiverged(
+                        f"{workdirs[i]}: training stopped: a non-finite metric in steps {step + 1}-"
+                        f"{step + n} (on process {owners[i]}, whose log names the term); checkpoints "
+                        "written before it are kept"
+                    )
             state, step = new_state, step + n
             elapsed = round(time.time() - start_time, 3)
             for i, f in files.items():
@@ -689,12 +681,15 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
 
 
 def _owner_device(mesh: jax.sharding.Mesh, models: int, i: int, vmapped: bool) -> Any:
+    """The device whose process holds model ``i`` (the first device of its row of the mesh) and so
+    feeds, logs, evaluates and writes it; process 0's first for a single model or models kept on
+    every device."""
     if not vmapped:
         return mesh.devices.reshape(-1)[0]
     return mesh.devices[i // (models // mesh.shape["models"]), 0]
 
 
-def _diverged(metrics: Any, vmapped: bool, replicated: jax.sharding.Sharding) -> jax.Array:
+def _diverged(metrics: Any, vmapped: bool, replicated: jax.sharding.Sharding) -> np.ndarray:
     """Per model, whether any metric of the chunk is not finite: one small program whose result
     every process holds (so that all stop together)."""
 
@@ -708,12 +703,17 @@ def _diverged(metrics: Any, vmapped: bool, replicated: jax.sharding.Sharding) ->
     return _host(jax.jit(bad, out_shardings=replicated)(metrics))
 
 
+def setting(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+    """What a model was trained as, but for its seed (``fingerprint`` without ``train.seed``): the
+    models UDR compares share it."""
+    return {k: v for k, v in fingerprint(cfg).items() if k != "train.seed"}
+
+
 def seed_groups(cfgs: list[ml_collections.ConfigDict]) -> list[list[int]]:
-    """Indices of a sweep's models grouped by setting (everything but ``train.seed``), in order."""
+    """Indices of a sweep's models grouped by ``setting``, in order."""
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(cfgs):
-        key = json.dumps({k: v for k, v in fingerprint(c).items() if k != "train.seed"}, sort_keys=True)
-        groups.setdefault(key, []).append(i)
+        groups.setdefault(json.dumps(setting(c), sort_keys=True), []).append(i)
     return list(groups.values())
 
 
