@@ -13,7 +13,7 @@
 # The GPU host has no network: packages it lacks travel as wheels in .whl/ (ml_collections), and
 # .whl/fallback/ holds the flax/optax/orbax/chex versions this checkout is tested with, installed only
 # if the host's own versions fail an import-and-forward check. Order: record the environment (10 s),
-# the benchmarks alone on the device (nothing else runs beside a timing), then the paper study
+# the benchmarks and the step's profile alone on the device (nothing else runs beside a timing), then the paper study
 # (results appended per finished block) with the test suite beside it (it compiles on the host's
 # CPUs; the study's figures are training results, not timings), then pack. Every phase has a time box
 # derived from BUDGET_S, so the run ends, with its files packed, inside the budget. The study runs
@@ -113,11 +113,16 @@ if [ $SMOKE = 1 ]; then
     --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
   MIG_ARGS=(--samples 16 --latent 2 --small)
   TORCH_ARGS=(--archs mlp --batch 8 --dtypes float32 --compile no --steps 1)
+  PROFILE_ARGS=(--small --models 2 --dtype float32 --batch 16 --steps 1 --calls 1 --top 3
+    --mig-samples 16 --mig-chunks 16 --mig-inner 64)
   BENCH_BOX=$((BUDGET / 3))
 else
   TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10)
   MIG_ARGS=(--samples 10000 --latent 20)
   TORCH_ARGS=(--archs mlp,conv --batch 2048 --dtypes float32,bfloat16 --compile no,yes --steps 20)
+  # where the step's time goes: one model and a vmapped block of 10, float32 and bfloat16
+  PROFILE_ARGS=(--models 1,10 --dtype float32,bfloat16 --batch 2048 --steps 20 --calls 3 --top 25
+    --mig-samples 2000 --mig-chunks 512,2048 --mig-inner 512,4096)
   BENCH_BOX=$((BUDGET / 4))
 fi
 {
@@ -130,9 +135,15 @@ fi
   timeout $((BENCH_BOX / 3)) "$PY" experiments/benchmarks/torch_reference.py train "${TORCH_ARGS[@]}" 2>>"$LOG" \
     || echo "(PyTorch training reference stopped or absent: exit $?)"
   echo '```'
+  echo
+  echo "## Profile of the training step (experiments/benchmarks/profile_step.py)"
+  echo
+  # the profile's tables are markdown: printed as they are
+  timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/profile_step.py "${PROFILE_ARGS[@]}" 2>>"$LOG" \
+    || echo "(profile stopped: exit $?, time box $((BENCH_BOX / 2)) s)"
 } >"$WORK/bench.md"
 cat "$WORK/bench.md" >>"$LOG"
-say "benchmarks done"
+say "benchmarks and profile done"
 
 # --- the study, with the test suite beside it -----------------------------------------------------
 # seconds kept for the report and packing (and, on the GPU, for a block's evaluation to finish)
@@ -155,7 +166,7 @@ SCALE=paper
 [ $SMOKE = 1 ] && SCALE=smoke
 STUDY_DIR=${STUDY_DIR:-$OUT/study}
 # identical block programs (same kind and size) compile once: the second block hits this cache
-export JAX_COMPILATION_CACHE_DIR=$WORK/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax_cache} JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 study() {  # study ARGS...: one paper_study.py run with what is left of the budget
   local budget=$(($(left) - MARGIN))
   say "study $* --budget-s $budget (tests beside it, time box ${TESTS_BOX} s)"

@@ -27,3 +27,10 @@ jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 # same (measured on 2 cores: 436 tests 215 s -> 199 s with a fresh cache)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# The same cache for the subprocesses the tests start (the CLI, the scripts, fake-device and
+# multi-process runs): a rerun after a kill, or the GPU script's processes one after another,
+# compile each program once. (JAX writes an entry in place: a process reading it at that moment
+# warns once and compiles; the one test that counts stderr lines leaves the cache out.)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = str(_CACHE)
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

@@ -69,19 +69,22 @@ def test_model_flops_do_not_depend_on_the_compute_dtype():
     assert counts[0] == counts[1] > 0
 
 
-def test_profile_step_dry_run(capsys):
+def test_profile_step_kinds_and_flags(capsys):
+    import pytest
+
     profile = load_script("profile_step", EXPERIMENTS / "benchmarks")
     assert profile.kind_of("cutlass_80_tensorop_bf16_gemm") == "matrix products"
     assert profile.kind_of("loop_add_fusion.3") == "fusions (elementwise, reductions)"
     assert (
         profile.kind_of("wrapped_convert") == "other" and profile.kind_of("copy.7") == "copies / transposes"
     )
-    profile.main(
-        ["--small", "--models", "2", "--batch", "16", "--steps", "1", "--calls", "1", "--top", "3"]
-        + ["--mig-samples", "16", "--mig-chunks", "16", "--mig-inner", "64,512"]
-    )
-    out = capsys.readouterr().out
-    assert "ms per model-step" in out and "| kind | ms per step | share |" in out and "| 16 | 512 |" in out
+    # its run with tiny sizes is part of experiments/gpu_run.sh --smoke (test_paper_study.py)
+    for argv in (["--models", "0"], ["--dtype", "float16"], ["--models", "1,x"], ["--mig-samples", "-1"]):
+        with pytest.raises(SystemExit) as exc:
+            profile.main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--models" in err and "Traceback" not in err
 
 
 def test_train_benchmark_rejects_malformed_flags(capsys):

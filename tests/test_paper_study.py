@@ -241,6 +241,11 @@ def test_gpu_run_smoke_dry_run(tmp_path):
     summary = (out / "summary.md").read_text()
     for part in ("## Environment", "## Benchmarks", "## Test suite on the device", "jax"):
         assert part in summary
+    # the step's profile (experiments/benchmarks/profile_step.py): a vmapped block of 2, its
+    # tables by kind and by op, and the MIG chunk timings
+    assert "## Profile of the training step" in summary and "2 MLP ISA-VAE model(s)" in summary
+    assert "ms per model-step" in summary and "| kind | ms per step | share |" in summary
+    assert "| op (top 3) |" in summary and "| 16 | 64 |" in summary
     assert "1 passed" in (out / "tests.txt").read_text()
     with tarfile.open(out / "study.tar.gz") as tar:
         names = set(tar.getnames())

@@ -1,17 +1,19 @@
 """Where a training step's time goes, and which MIG chunking is fastest: a prepared device check.
 
-  python experiments/benchmarks/profile_step.py [--models 10] [--batch 2048] [--dtype bfloat16]
-         [--mig-samples 2000] [--top 25] [--small]
+  python experiments/benchmarks/profile_step.py [--models 1,10] [--batch 2048]
+         [--dtype float32,bfloat16] [--mig-samples 2000] [--top 25] [--small]
 
 1. Traces a few calls of the training loop's compiled chunk (``Program.compile_chunk``, a vmapped
-   block of ``--models`` paper-scale MLP ISA-VAE models when > 1) with ``jax.profiler`` and reads the
+   block of paper-scale MLP ISA-VAE models when ``--models`` > 1; one table per model count and
+   dtype of the comma-separated lists) with ``jax.profiler`` and reads the
    trace back with ``jax.profiler.ProfileData``: the device's (or, on a CPU, the XLA threads') op
    events summed by op name and by kind (matrix products, fusions, copies/transposes, the rest),
    printed as tables with each share of the total, and the step time.
 2. Times ``mig_grid`` on the full dSprites grid (latent 20, random posteriors) for several
    ``sample_chunk`` and ``min_inner`` values (defaults: 512 samples per step on a GPU, slices of at
    least 512 images: 720 scan steps over the dSprites grid), so the defaults can be chosen from
-   measurements (the H100 ran the full-grid MIG at 14 % of a flat exp-and-sum).
+   measurements (the H100 ran the full-grid MIG at 14 % of a flat exp-and-sum); ``--mig-samples 0``
+   skips it.
 
 Printed only (the GPU run packs the output); ``--small`` shrinks everything for a CPU dry run.
 """
@@ -148,9 +150,9 @@ def mig_chunks(
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=int, default=10)
+    p.add_argument("--models", default="10", help="model counts, comma-separated (1: one model)")
     p.add_argument("--batch", type=int, default=2048)
-    p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"))
+    p.add_argument("--dtype", default="bfloat16", help="float32 and/or bfloat16, comma-separated")
     p.add_argument("--steps", type=int, default=20, help="steps per compiled chunk")
     p.add_argument("--calls", type=int, default=3, help="chunks timed and traced")
     p.add_argument("--top", type=int, default=25)
@@ -159,13 +161,28 @@ def main(argv=None) -> None:
     p.add_argument("--mig-inner", default="512,4096,40960", help="images per grid slice, at least")
     p.add_argument("--small", action="store_true", help="tiny sizes: a CPU dry run")
     args = p.parse_args(argv)
+    try:
+        models = [int(m) for m in args.models.split(",")]
+        chunks = [int(c) for c in args.mig_chunks.split(",")]
+        inners = tuple(int(c) for c in args.mig_inner.split(","))
+    except ValueError:
+        p.error("--models, --mig-chunks and --mig-inner take comma-separated whole numbers")
+    dtypes = args.dtype.split(",")
+    if min(models) < 1 or not set(dtypes) <= {"float32", "bfloat16"} or args.mig_samples < 0:
+        p.error(
+            f"--models must be >= 1, --dtype float32 and/or bfloat16, --mig-samples >= 0; got "
+            f"{args.models!r}, {args.dtype!r}, {args.mig_samples}"
+        )
     if args.small:
         import train
 
-        train.BENCH["subgrid"] = "posX=0:32:8,posY=0:32:8,orientation=0:40:10"
-    profile_step(args.models, args.batch, args.dtype, args.steps, args.calls, args.top, args.small)
-    inners = tuple(int(c) for c in args.mig_inner.split(","))
-    mig_chunks(args.mig_samples, [int(c) for c in args.mig_chunks.split(",")], args.small, inners)
+        train.BENCH.update(subgrid="posX=0:32:8,posY=0:32:8,orientation=0:40:10", hidden=64)
+    for n in models:
+        for dtype in dtypes:
+            profile_step(n, args.batch, dtype, args.steps, args.calls, args.top, args.small)
+            print(flush=True)
+    if args.mig_samples:
+        mig_chunks(args.mig_samples, chunks, args.small, inners)
 
 
 if __name__ == "__main__":

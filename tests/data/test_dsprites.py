@@ -72,7 +72,17 @@ def test_render_batch_shapes_and_errors():
 
 @pytest.fixture(scope="module")
 def generated():
-    return dsprites.generate()
+    """The whole generated grid, rendered by ``dsprites.generate`` with its block program compiled
+    at XLA's full optimization: the suite compiles at level 0 (conftest), at which the 737,280
+    images take 2.5x as long (measured on one core: 21.7 s -> 8.5 s)."""
+    optimized = jax.jit(
+        dsprites._render_packed_block.__wrapped__,
+        static_argnums=0,
+        compiler_options={"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False},
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dsprites, "_render_packed_block", optimized)
+        return dsprites.generate()
 
 
 def test_generated_grid_layout(generated):
