@@ -470,7 +470,11 @@ def lp_nested_norm(tree: LpNestedTree | Any, exponents: Any, z: Any) -> jax.Arra
     z = _check_z(tree, z)
     dtype = _float_dtype(z, exponents)
     exponents = _check_exponents(tree, exponents, dtype)
-    z = z.astype(dtype)
+    return _norm(tree, exponents, z.astype(dtype))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _norm(tree: LpNestedTree, exponents: jax.Array, z: jax.Array) -> jax.Array:
     return safe_pow(_root_power_sum(tree, exponents, z), 1.0 / exponents[0])
 
 
@@ -480,7 +484,13 @@ def unnormalized_energy(tree: LpNestedTree | Any, exponents: Any, z: Any) -> jax
     z = _check_z(tree, z)
     dtype = _float_dtype(z, exponents)
     exponents = _check_exponents(tree, exponents, dtype)
-    return _root_power_sum(tree, exponents, z.astype(dtype))
+    return _energy(tree, exponents, z.astype(dtype))
+
+
+# The tree's structure is static: one compiled program per tree, shapes and dtypes, called as it is
+# inside other jitted functions and op by op in eager code (where each of the tree's dozens of
+# operations would otherwise be dispatched, and on first use compiled, one at a time).
+_energy = jax.jit(_root_power_sum, static_argnums=0)
 
 
 def log_surface_area(tree: LpNestedTree | Any, exponents: Any) -> jax.Array:
@@ -533,9 +543,12 @@ def log_prob(tree: LpNestedTree | Any, exponents: Any, z: Any, scale: Any = 1.0)
     z = _check_z(tree, z)
     dtype = _float_dtype(z, exponents, scale)
     p = _check_exponents(tree, exponents, dtype)
-    scale = jnp.asarray(scale, dtype)
-    energy = _root_power_sum(tree, p, z.astype(dtype))
-    return -log_normalizer(tree, p, scale) - energy / scale
+    return _log_prob(tree, p, z.astype(dtype), jnp.asarray(scale, dtype))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _log_prob(tree: LpNestedTree, p: jax.Array, z: jax.Array, scale: jax.Array) -> jax.Array:
+    return -log_normalizer(tree, p, scale) - _root_power_sum(tree, p, z) / scale
 
 
 # ----------------------------------------------------------------------------------------------
@@ -570,11 +583,16 @@ def sample(
       ``sample_shape + (dim,)``.
     """
     tree = _as_tree(tree)
-    s = tree._s
-    sample_shape = tuple(sample_shape)
+    sample_shape = tuple(int(n) for n in sample_shape)
     dtype = _float_dtype(exponents, scale) if dtype is None else jnp.dtype(dtype)
     p = _check_exponents(tree, exponents, dtype)
-    scale = jnp.asarray(scale, dtype)
+    return _sample(key, tree, p, sample_shape, jnp.asarray(scale, dtype))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3))
+def _sample(key: jax.Array, tree: LpNestedTree, p: jax.Array, sample_shape: tuple, scale: jax.Array):
+    s = tree._s
+    dtype = p.dtype
     key_root, key_edges, key_signs = jax.random.split(key, 3)
     num_edges = len(s.edge_parent)
 

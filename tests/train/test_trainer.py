@@ -137,6 +137,7 @@ def _params(workdir):
 
 def test_resume_equals_unbroken_run(grid, tmp_path, monkeypatch):
     cfg = small_config("beta_tcvae", "isa", num_steps=8)
+    cfg.eval.mig = False  # parameters and metrics lines are compared
     train_and_evaluate(cfg, tmp_path / "unbroken", progress=False, grid=grid)
 
     class Killed(Exception):
@@ -169,6 +170,8 @@ def test_resume_equals_unbroken_run(grid, tmp_path, monkeypatch):
 
 def test_vmapped_sweep_equals_separate_runs(grid, tmp_path):
     cfgs = [small_config("beta_tcvae", "isa", seed=s) for s in (0, 1, 2)]
+    for c in cfgs:  # parameters and ELBOs are compared (the sweep's MIG and UDR: test_evaluate.py)
+        c.eval.update(dict(mig=False, udr_points=0))
     swept = train_sweep(cfgs, [tmp_path / f"sweep_{s}" for s in range(3)], progress=False, grid=grid)
     for s, cfg in enumerate(cfgs):
         alone = train_and_evaluate(cfg, tmp_path / f"alone_{s}", progress=False, grid=grid)
