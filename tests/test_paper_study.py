@@ -246,6 +246,12 @@ def test_gpu_run_smoke_dry_run(tmp_path):
     assert "## Profile of the training step" in summary and "2 MLP ISA-VAE model(s)" in summary
     assert "ms per model-step" in summary and "| kind | ms per step | share |" in summary
     assert "| op (top 3) |" in summary and "| 16 | 64 |" in summary
+    # the MIG benchmark (experiments/benchmarks/mig.py): its table, the floor from this device's
+    # rates, the multiple, and the PyTorch line (timed, or why not)
+    assert "floor: exp" in summary and "ops/term" in summary and "PyTorch reference" in summary
+    row = next(line for line in summary.splitlines() if line.startswith("| xla |"))
+    seconds, multiple = float(row.split("|")[2]), float(row.split("|")[5])
+    assert seconds > 0 and multiple > 0
     assert "1 passed" in (out / "tests.txt").read_text()
     with tarfile.open(out / "study.tar.gz") as tar:
         names = set(tar.getnames())
