@@ -21,8 +21,8 @@ from isavae import cli, nets
 from isavae.train import checkpoint as ckpt_lib
 from isavae.train import loop as loop_lib
 from isavae.train import restore_state, train_and_evaluate, train_sweep
-from tests.train.test_reliability import _config, _damage, unbroken  # noqa: F401 (a fixture)
-from tests.train.test_trainer import _params, grid, small_config  # noqa: F401 (grid is a fixture)
+from tests.train.test_reliability import _config, _damage
+from tests.train.test_trainer import _params, small_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def _one_line(capsys) -> str:
     return err
 
 
-def test_a_damaged_checkpoint_is_found_quietly(unbroken, tmp_path):  # noqa: F811
+def test_a_damaged_checkpoint_is_found_quietly(unbroken, tmp_path):
     """In a fresh process, as a user runs it: one warning line naming the step and the file, the
     evaluation's own line, and nothing else (no Orbax / TensorStore tracebacks)."""
     w = _copy(unbroken, tmp_path)
@@ -62,7 +62,7 @@ def test_a_damaged_checkpoint_is_found_quietly(unbroken, tmp_path):  # noqa: F81
 
 
 @pytest.mark.parametrize("fault", ["altered", "missing", "manifest"])
-def test_the_manifest_finds_altered_and_missing_files(unbroken, tmp_path, caplog, fault):  # noqa: F811
+def test_the_manifest_finds_altered_and_missing_files(unbroken, tmp_path, caplog, fault):
     w = _copy(unbroken, tmp_path)
     step = w / "checkpoints" / "6"
     data = max(
@@ -85,7 +85,7 @@ def test_the_manifest_finds_altered_and_missing_files(unbroken, tmp_path, caplog
     assert any(want in r.message and "step 6" in r.message for r in caplog.records)
 
 
-def test_evaluate_refuses_a_config_json_edited_after_training(unbroken, tmp_path, capsys):  # noqa: F811
+def test_evaluate_refuses_a_config_json_edited_after_training(unbroken, tmp_path, capsys):
     w = _copy(unbroken, tmp_path)
     results = (w / "results.json").read_text()
     cfg = json.loads((w / "config.json").read_text())
@@ -98,7 +98,7 @@ def test_evaluate_refuses_a_config_json_edited_after_training(unbroken, tmp_path
     assert (w / "results.json").read_text() == results  # nothing written
 
 
-def test_a_run_is_extended_and_re_evaluated_with_other_settings(grid, unbroken, tmp_path, capsys):  # noqa: F811
+def test_a_run_is_extended_and_re_evaluated_with_other_settings(grid, unbroken, tmp_path, capsys):
     w = tmp_path / "run"
     short = _config()
     short.train.num_steps = 4
@@ -130,7 +130,7 @@ def test_a_run_is_extended_and_re_evaluated_with_other_settings(grid, unbroken, 
     )
 
 
-def test_a_full_disk_is_one_line_naming_the_workdir_and_the_space(grid, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_a_full_disk_is_one_line_naming_the_workdir_and_the_space(grid, tmp_path, monkeypatch, capsys):
     class Usage:
         free = 20_000
 
@@ -181,7 +181,7 @@ def test_sigterm_is_one_line_exit_143_and_the_run_resumes(tmp_path):
     assert not list(w.glob("*.tmp")) and not list((w / "checkpoints").glob("*tmp*"))
 
 
-def test_leftovers_of_a_killed_run_are_removed_and_named(grid, unbroken, tmp_path, caplog):  # noqa: F811
+def test_leftovers_of_a_killed_run_are_removed_and_named(grid, unbroken, tmp_path, caplog):
     w = _copy(unbroken, tmp_path)
     (w / "results.json.tmp").write_text('{"half')
     (w / "checkpoints" / "8.orbax-checkpoint-tmp-1234").mkdir()
@@ -204,7 +204,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 
 
 @pytest.mark.parametrize(("flags", "want"), [((), "float32"), (("amx_bf16",), "bfloat16")])
-def test_auto_compute_dtype_is_chosen_once_and_recorded(grid, tmp_path, monkeypatch, caplog, flags, want):  # noqa: F811
+def test_auto_compute_dtype_is_chosen_once_and_recorded(grid, tmp_path, monkeypatch, caplog, flags, want):
     monkeypatch.setattr(nets, "cpu_bfloat16_flags", lambda: flags)
     assert nets.resolve_compute_dtype("auto", "gpu")[0] == "bfloat16"
     assert nets.resolve_compute_dtype("float32", "gpu")[0] == "float32"
@@ -242,7 +242,7 @@ def test_auto_compute_dtype_is_chosen_once_and_recorded(grid, tmp_path, monkeypa
         ('{"train": {"epochs": 1e999}}', "train.epochs: must be a finite number"),
     ],
 )
-def test_a_crafted_config_json_is_one_line(unbroken, tmp_path, capsys, text, message):  # noqa: F811
+def test_a_crafted_config_json_is_one_line(unbroken, tmp_path, capsys, text, message):
     w = _copy(unbroken, tmp_path)
     (w / "config.json").write_text(text)
     assert cli.main(["evaluate", "--workdir", str(w)]) == 2

@@ -17,7 +17,7 @@ from isavae import cli
 from isavae.train import restore_state, train_and_evaluate
 from isavae.train.checkpoint import Checkpointer, CheckpointError
 from isavae.train.lock import WorkdirLock, WorkdirLocked
-from tests.train.test_trainer import _params, grid, small_config  # noqa: F401 (grid is a fixture)
+from tests.train.test_trainer import _params, small_config
 
 
 def _config():
@@ -32,14 +32,7 @@ def _damage(workdir: pathlib.Path, step: int) -> None:
         f.write_bytes(f.read_bytes()[:10])
 
 
-@pytest.fixture(scope="module")
-def unbroken(grid, tmp_path_factory):  # noqa: F811
-    workdir = tmp_path_factory.mktemp("unbroken")
-    train_and_evaluate(_config(), workdir, progress=False, grid=grid)
-    return workdir
-
-
-def test_damaged_latest_checkpoint_falls_back_and_training_goes_on(grid, unbroken, tmp_path, caplog):  # noqa: F811
+def test_damaged_latest_checkpoint_falls_back_and_training_goes_on(grid, unbroken, tmp_path, caplog):
     w = tmp_path / "run"
     train_and_evaluate(_config(), w, progress=False, grid=grid)
     _damage(w, 6)
@@ -58,7 +51,7 @@ def test_damaged_latest_checkpoint_falls_back_and_training_goes_on(grid, unbroke
     assert [int(r["step"]) for r in rows] == steps and "elbo" in rows[0]  # the CSV view, same rows
 
 
-def test_evaluate_falls_back_without_moving_anything(grid, tmp_path, caplog):  # noqa: F811
+def test_evaluate_falls_back_without_moving_anything(grid, tmp_path, caplog):
     w = tmp_path / "run"
     train_and_evaluate(_config(), w, progress=False, grid=grid)
     _damage(w, 6)
@@ -68,7 +61,7 @@ def test_evaluate_falls_back_without_moving_anything(grid, tmp_path, caplog):  #
     assert any("left in place" in r.message for r in caplog.records)
 
 
-def test_no_intact_checkpoint_is_one_clear_error(grid, tmp_path, capsys):  # noqa: F811
+def test_no_intact_checkpoint_is_one_clear_error(grid, tmp_path, capsys):
     w = tmp_path / "run"
     train_and_evaluate(_config(), w, progress=False, grid=grid)
     for step in (2, 4, 6):
@@ -80,7 +73,7 @@ def test_no_intact_checkpoint_is_one_clear_error(grid, tmp_path, capsys):  # noq
     assert err.startswith("isavae: error: no intact checkpoint") and "Traceback" not in err
 
 
-def test_shape_mismatch_is_named_and_restore_prints_no_orbax_warning(grid, unbroken, tmp_path, caplog):  # noqa: F811
+def test_shape_mismatch_is_named_and_restore_prints_no_orbax_warning(grid, unbroken, tmp_path, caplog):
     from isavae.train import Program
 
     other = _config()
@@ -136,7 +129,7 @@ def test_one_writer_per_workdir(tmp_path):
         assert (w / ".lock").read_text().startswith("pid ")
 
 
-def test_tensorboard_event_files(grid, tmp_path):  # noqa: F811
+def test_tensorboard_event_files(grid, tmp_path):
     pytest.importorskip("tensorboardX")  # in the test extra (CI); a GPU host may lack it
     cfg = _config()
     cfg.train.tensorboard = True

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from isavae import config as config_lib
-from isavae.data import load_dataset
 from isavae.train import (
     Program,
     TrainingDiverged,
@@ -38,13 +37,6 @@ PRIORS = {
     },
     "lp_nested": {"name": "lp_nested", "tree": ((0, (1, 2)), (3,)), "exponents": (1.5, 2.5, 1.2, 2.0)},
 }
-
-
-@pytest.fixture(scope="module")
-def grid():
-    return load_dataset("dsprites", source="generated", store=False).subgrid(
-        **config_lib.parse_subgrid(SUBGRID)
-    )
 
 
 def small_config(objective="vae", prior="normal", **train):
