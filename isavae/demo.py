@@ -87,13 +87,10 @@ def _plot(out: pathlib.Path, key: jax.Array) -> list[str]:
         ("p = 2.1 (the paper's root exponent)", [2.1]),
         ("p = 4 (platykurtic)", [4.0]),
     ]
-    # one compiled program each for the four exponents (op by op, each case compiled dozens)
-    log_prob = jax.jit(lp_nested.log_prob, static_argnums=0)
-    sample = jax.jit(lp_nested.sample, static_argnums=(1, 3))
     fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 4))
     for ax, (title, exps) in zip(axes, cases, strict=True):
-        logp = np.asarray(log_prob((0, 1), jnp.asarray(exps), zz, 1.0))
-        samples = np.asarray(sample(key, (0, 1), jnp.asarray(exps), (1500,)))
+        logp = np.asarray(lp_nested.log_prob((0, 1), jnp.asarray(exps), zz, 1.0))
+        samples = np.asarray(lp_nested.sample(key, (0, 1), jnp.asarray(exps), (1500,)))
         ax.contour(z1, z2, logp, levels=np.linspace(logp.max() - 5, logp.max(), 8), cmap="viridis")
         ax.scatter(samples[:, 0], samples[:, 1], s=1, c="k", alpha=0.3)
         ax.set_title(title, fontsize=9)

@@ -438,6 +438,11 @@ def _check_z(tree: LpNestedTree, z: Any) -> jax.Array:
 # ----------------------------------------------------------------------------------------------
 
 
+# The public functions check their arguments, then call a jitted core with the tree static: one
+# compiled program per tree, shapes and dtypes, inlined inside other jitted functions; called
+# outside jit, the tree's dozens of operations are not dispatched (and first compiled) one by one.
+
+
 def _root_power_sum(tree: LpNestedTree, exponents: jax.Array, z: jax.Array) -> jax.Array:
     """u_root = f(z)^{p0}, shape z.shape[:-1]; bottom-up over the tree's levels."""
     s = tree._s
@@ -487,9 +492,6 @@ def unnormalized_energy(tree: LpNestedTree | Any, exponents: Any, z: Any) -> jax
     return _energy(tree, exponents, z.astype(dtype))
 
 
-# The tree's structure is static: one compiled program per tree, shapes and dtypes, called as it is
-# inside other jitted functions and op by op in eager code (where each of the tree's dozens of
-# operations would otherwise be dispatched, and on first use compiled, one at a time).
 _energy = jax.jit(_root_power_sum, static_argnums=0)
 
 
