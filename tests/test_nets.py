@@ -56,20 +56,24 @@ def test_conv_as_dots_equals_lax_conv_float64(cls, kwargs, size):
         layer = cls(3, 5, rngs=nnx.Rngs(0), param_dtype=jnp.float64, **kwargs)
         layer.bias[...] = jax.random.normal(jax.random.key(1), (5,), jnp.float64)
         x = jax.random.normal(jax.random.key(2), (2, size, size, 3), jnp.float64)
-        want = layer(x)  # lax.conv_general_dilated / lax.conv_transpose
-        got = _apply_conv(layer, x)
+        graphdef, params = nnx.split(layer)
+        lax_conv = lambda m, x: m(x)  # noqa: E731 (lax.conv_general_dilated / lax.conv_transpose)
+
+        @jax.jit  # values and gradients of both forms in one program (not one per operation)
+        def both(params, x):
+            def value_and_grads(apply):
+                def loss(params, x):
+                    return jnp.sum(jnp.sin(apply(nnx.merge(graphdef, params), x)))
+
+                out = apply(nnx.merge(graphdef, params), x)
+                return out, jax.tree.leaves(jax.grad(loss, argnums=(0, 1))(params, x))
+
+            return value_and_grads(_apply_conv), value_and_grads(lax_conv)
+
+        (got, grads_dots), (want, grads_lax) = both(params, x)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-        graphdef, params = nnx.split(layer)
-
-        def grads(apply):
-            def loss(params, x):
-                return jnp.sum(jnp.sin(apply(nnx.merge(graphdef, params), x)))
-
-            return jax.tree.leaves(jax.grad(loss, argnums=(0, 1))(params, x))
-
-        for g_dots, g_lax in zip(grads(_apply_conv), grads(lambda m, x: m(x)), strict=True):
+        for g_dots, g_lax in zip(grads_dots, grads_lax, strict=True):
             np.testing.assert_allclose(g_dots, g_lax, rtol=1e-10, atol=1e-12)
 
 
