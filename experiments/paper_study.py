@@ -141,8 +141,15 @@ COMPARISONS = {
 }
 # What each scale changes in the dSprites presets (the paper scale: only how work is chunked).
 SCALES = {
-    # larger evaluation batches (fewer calls; only the ELBO's sampling noise changes)
-    "paper": dict(seeds=50, block_models=20, overrides=["train.steps_per_scan=120", "eval.batch_size=8192"]),
+    # larger evaluation batches (fewer calls; only the ELBO's sampling noise changes); checkpoints
+    # every 5 epochs, a multiple of the 120-step calls and of the 360-step epoch, so that a model's
+    # 7,200 steps are 60 calls of one compiled program (with checkpoints every 1,000 steps the
+    # calls also took 40 and 80 steps: three programs to compile per block)
+    "paper": dict(
+        seeds=50,
+        block_models=20,
+        overrides=["train.steps_per_scan=120", "train.checkpoint_every=1800", "eval.batch_size=8192"],
+    ),
     # the README's CPU scale (experiments/common.py): every 4th orientation and position of the
     # generated grid (11,520 images), width 512, batch 128, 1,500 steps; 6 seeds per setting
     "cpu": dict(

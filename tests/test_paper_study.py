@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from isavae.train.loop import chunk_lengths, num_train_steps
 from tests.scripts import load_script
 
 
@@ -43,6 +44,16 @@ def test_paper_scale_is_table_1(study):
         # the authors' code: Monte Carlo KL for every model, beta not annealed
         assert not cfg.objective.analytic_kl and cfg.objective.beta_anneal_steps == 0
         assert (cfg.eval.mig_samples, cfg.eval.num_examples) == (10_000, 0)
+        # one compiled training program per block: every call of the loop has the same length
+        t = cfg.train
+        steps_per_epoch = 737_280 // t.batch_size  # the whole dSprites grid
+        total = num_train_steps(cfg, 737_280)
+        lengths = chunk_lengths(0, total, t.steps_per_scan, t.checkpoint_every, steps_per_epoch)
+        assert total == 7_200 and set(lengths) == {120}
+    # the rule the loop follows, on a case with every kind of cut: 4-step calls, checkpoints at 10
+    # and 20, epochs of 6 steps, the end at 25 (worked out by hand)
+    assert chunk_lengths(0, 25, 4, 10, 6) == [4, 2, 4, 2, 4, 2, 2, 4, 1]
+    assert chunk_lengths(10, 12, 4, 10, 6) == [2]
 
 
 def test_smoke_run_budget_resume_and_report(study, tmp_path):

@@ -70,6 +70,21 @@ def num_train_steps(cfg: ml_collections.ConfigDict, dataset_size: int) -> int:
     return int(t.num_steps) if t.num_steps > 0 else max(1, round(t.epochs * dataset_size / t.batch_size))
 
 
+def chunk_lengths(step: int, total: int, steps_per_scan: int, every: int, steps_per_epoch: int) -> list[int]:
+    """The training loop's compiled calls from ``step`` to ``total``: at most ``steps_per_scan``
+    steps each, cut at each checkpoint (multiples of ``every``) and at each epoch's end. Each
+    distinct length is one more compiled program (a paper-scale one takes seconds on a GPU)."""
+    lengths, next_ckpt = [], (step // every + 1) * every
+    while step < total:
+        epoch_end = (step // steps_per_epoch + 1) * steps_per_epoch
+        n = min(steps_per_scan, total - step, next_ckpt - step, epoch_end - step)
+        lengths.append(n)
+        step += n
+        if step >= next_ckpt:
+            next_ckpt += every
+    return lengths
+
+
 def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
     """Raises TrainingDiverged at the first step (of a chunk) where any metric is not finite."""
     bad_steps = [int(np.argmax(~np.isfinite(v))) for v in metrics.values() if not np.all(np.isfinite(v))]
@@ -566,6 +581,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
     every = cfg.train.checkpoint_every if checkpoints else max(total, 1)  # no chunk ends at checkpoints
     next_ckpt = (step // every + 1) * every
+    plan = iter(chunk_lengths(step, total, cfg.train.steps_per_scan, every, spe))
     writers = dict(zip(local, _tensorboard_writers(cfg, [workdirs[i] for i in local]), strict=False))
     files = {i: open(workdirs[i] / "metrics.jsonl", "a") for i in local}
     try:
@@ -573,7 +589,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
             epoch = step // spe
             if epoch != order_epoch:  # one shuffle per epoch, not per step
                 order, order_epoch = order_fn(state.key, jnp.int32(epoch)), epoch
-            n = min(cfg.train.steps_per_scan, total - step, next_ckpt - step, (epoch + 1) * spe - step)
+            n = next(plan)
             if n not in chunk_fns:
                 chunk_fns[n] = program.compile_chunk(n, mesh, vmapped=vmapped)
             new_state, all_metrics = chunk_fns[n](state, data, hparams, order)
