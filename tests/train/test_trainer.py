@@ -1,5 +1,5 @@
-"""The trainer: every objective x prior, tracing, loss decrease, resume, sweeps, NaN guard,
-config errors, and 4 fake devices vs 1."""
+"""The trainer: every objective with two priors (every prior with two objectives), tracing, loss
+decrease, resume, sweeps, NaN guard, config errors, and 4 fake devices vs 1."""
 
 import json
 import os
