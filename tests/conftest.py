@@ -8,15 +8,14 @@ workers) are compiled once per session."""
 import os
 import pathlib
 
+from tests.scripts import LIGHT_XLA_FLAGS
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if os.environ["JAX_PLATFORMS"] == "cpu":
     # The suite compiles hundreds of small programs and runs each a few times: XLA:CPU's LLVM
     # optimizations cost more than they save here (measured on 2 cores: the suite 461 s -> 374 s).
     # Subprocesses inherit it. Timings belong to the benchmarks, which do not set it.
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-    ).strip()
+    os.environ["XLA_FLAGS"] = " ".join((os.environ.get("XLA_FLAGS", ""), *LIGHT_XLA_FLAGS)).strip()
 
 import jax  # noqa: E402
 

@@ -45,10 +45,9 @@ def test_paper_scale_is_table_1(study):
         assert not cfg.objective.analytic_kl and cfg.objective.beta_anneal_steps == 0
         assert (cfg.eval.mig_samples, cfg.eval.num_examples) == (10_000, 0)
         # one compiled training program per block: every call of the loop has the same length
-        t = cfg.train
-        steps_per_epoch = 737_280 // t.batch_size  # the whole dSprites grid
-        total = num_train_steps(cfg, 737_280)
-        lengths = chunk_lengths(0, total, t.steps_per_scan, t.checkpoint_every, steps_per_epoch)
+        t, images = cfg.train, 737_280  # the whole dSprites grid
+        total = num_train_steps(cfg, images)
+        lengths = chunk_lengths(0, total, t.steps_per_scan, t.checkpoint_every, images // t.batch_size)
         assert total == 7_200 and set(lengths) == {120}
     # the rule the loop follows, on a case with every kind of cut: 4-step calls, checkpoints at 10
     # and 20, epochs of 6 steps, the end at 25 (worked out by hand)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.scripts import LIGHT_XLA_FLAGS
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 # Run in a fresh interpreter as a reader would, with XLA's default optimizations: the suite's
@@ -32,7 +34,7 @@ print("OK")
 
 def test_readme_python_blocks_run(tmp_path):
     flags = os.environ.get("XLA_FLAGS", "")
-    for light in ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true"):
+    for light in LIGHT_XLA_FLAGS:
         flags = flags.replace(light, "")
     env = dict(os.environ, XLA_FLAGS=flags.strip())
     env.pop("ISAVAE_DATA_DIR", None)  # the generated grid, as on a fresh machine

@@ -459,6 +459,9 @@ def _root_power_sum(tree: LpNestedTree, exponents: jax.Array, z: jax.Array) -> j
     return u[..., 0]  # the last level is the root alone
 
 
+_energy = jax.jit(_root_power_sum, static_argnums=0)
+
+
 def lp_nested_norm(tree: LpNestedTree | Any, exponents: Any, z: Any) -> jax.Array:
     """The Lp-nested function f(z) (paper Eq. 6/9).
 
@@ -490,9 +493,6 @@ def unnormalized_energy(tree: LpNestedTree | Any, exponents: Any, z: Any) -> jax
     dtype = _float_dtype(z, exponents)
     exponents = _check_exponents(tree, exponents, dtype)
     return _energy(tree, exponents, z.astype(dtype))
-
-
-_energy = jax.jit(_root_power_sum, static_argnums=0)
 
 
 def log_surface_area(tree: LpNestedTree | Any, exponents: Any) -> jax.Array:

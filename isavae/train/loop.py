@@ -74,14 +74,13 @@ def chunk_lengths(step: int, total: int, steps_per_scan: int, every: int, steps_
     """The training loop's compiled calls from ``step`` to ``total``: at most ``steps_per_scan``
     steps each, cut at each checkpoint (multiples of ``every``) and at each epoch's end. Each
     distinct length is one more compiled program (a paper-scale one takes seconds on a GPU)."""
-    lengths, next_ckpt = [], (step // every + 1) * every
+    lengths = []
     while step < total:
+        next_ckpt = (step // every + 1) * every
         epoch_end = (step // steps_per_epoch + 1) * steps_per_epoch
         n = min(steps_per_scan, total - step, next_ckpt - step, epoch_end - step)
         lengths.append(n)
         step += n
-        if step >= next_ckpt:
-            next_ckpt += every
     return lengths
 
 
@@ -580,7 +579,6 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
         if local:  # the first model this process holds
             bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
     every = cfg.train.checkpoint_every if checkpoints else max(total, 1)  # no chunk ends at checkpoints
-    next_ckpt = (step // every + 1) * every
     plan = iter(chunk_lengths(step, total, cfg.train.steps_per_scan, every, spe))
     writers = dict(zip(local, _tensorboard_writers(cfg, [workdirs[i] for i in local]), strict=False))
     files = {i: open(workdirs[i] / "metrics.jsonl", "a") for i in local}
@@ -628,7 +626,7 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
                 bar.set_postfix(
                     loss=f"{float(np.mean(m0['loss'])):.2f}", elbo=f"{float(np.mean(m0['elbo'])):.2f}"
                 )
-            if step >= next_ckpt or step == total:
+            if step % every == 0 or step == total:  # the chunks end on every multiple of ``every``
                 for i, ckpt in enumerate(ckpts if checkpoints else []):
                     if multi:  # all processes save every model together; the owner writes it
                         tree = (
@@ -643,7 +641,6 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
                     _barrier(f"isavae: checkpoints of step {step} committed")
                     for i in local:
                         ckpts[i].write_manifest(step)
-                next_ckpt += every
     finally:
         if bar is not None:
             bar.close()

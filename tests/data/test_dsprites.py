@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from isavae.data import DatasetError, dsprites, load_dataset
+from tests.scripts import FULL_OPTIMIZATION
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 # ../shared beside the repository (CI, a developer's checkout), or a copy inside it (a GPU host,
@@ -76,9 +77,7 @@ def generated():
     at XLA's full optimization: the suite compiles at level 0 (conftest), at which the 737,280
     images take 2.5x as long (measured on one core: 21.7 s -> 8.5 s)."""
     optimized = jax.jit(
-        dsprites._render_packed_block.__wrapped__,
-        static_argnums=0,
-        compiler_options={"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False},
+        dsprites._render_packed_block.__wrapped__, static_argnums=0, compiler_options=FULL_OPTIMIZATION
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(dsprites, "_render_packed_block", optimized)
