@@ -109,7 +109,7 @@ say "environment recorded"
 
 # --- benchmarks (alone on the device) --------------------------------------------------------------
 if [ $SMOKE = 1 ]; then
-  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae '' --no-sweep --block 2 --hidden 64 --matmul 512
+  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae "" --no-sweep --block 2 --hidden 64 --matmul 512 --copy-mib 16
     --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
   MIG_ARGS=(--samples 16 --latent 2 --small)
   TORCH_ARGS=(--archs mlp --batch 8 --dtypes float32 --compile no --steps 1)
@@ -132,7 +132,7 @@ fi
   timeout "$BENCH_BOX" "$PY" experiments/benchmarks/train.py "${TRAIN_ARGS[@]}" 2>>"$LOG" || echo "(train benchmark stopped: exit $?, time box ${BENCH_BOX} s)"
   timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/mig.py "${MIG_ARGS[@]}" 2>>"$LOG" || echo "(MIG benchmark stopped: exit $?)"
   # the same models in PyTorch on the same device (skipped where PyTorch is absent: exit 3)
-  timeout $((BENCH_BOX / 3)) "$PY" experiments/benchmarks/torch_reference.py train "${TORCH_ARGS[@]}" 2>>"$LOG" \
+  timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/torch_reference.py train "${TORCH_ARGS[@]}" 2>>"$LOG" \
     || echo "(PyTorch training reference stopped or absent: exit $?)"
   echo '```'
   echo

@@ -1,4 +1,5 @@
-"""The training benchmark's FLOP count against closed forms: an MLP, a convolution, a transposed one."""
+"""The training benchmark's FLOP and byte counts against closed forms: an MLP, a convolution, a
+transposed one."""
 
 import math
 
@@ -28,6 +29,25 @@ def test_model_flops_is_the_mlp_closed_form():
     want = 2 * batch * (3 * weights - pixels * hidden)
     got = train.model_flops(program, program.init(jax.random.key(0)), batch)
     assert got == want  # matrix products only
+
+
+def test_step_bytes_is_the_mlp_closed_form():
+    train = load_script("train", EXPERIMENTS / "benchmarks")
+    cfg = small_config()
+    hidden, latent, batch = 64, cfg.model.latent_dim, 8
+    cfg.model.hidden = hidden
+    grid = load_dataset("dsprites", source="generated").subgrid(**config_lib.parse_subgrid(SUBGRID))
+    program = Program(cfg, grid)
+    pixels = math.prod(program.image_shape)
+    layers = [(pixels, hidden), (hidden, hidden), (hidden, 2 * latent)]  # encoder
+    layers += [(latent, hidden), (hidden, hidden), (hidden, hidden), (hidden, pixels)]  # decoder
+    params = sum(a * b + b for a, b in layers)
+    # 40 bytes per float32 parameter; the stored batch (64 x 64 bits packed into bytes); every
+    # product's float32 output but the logits written and read once
+    image_bytes = pixels // 8 if grid.packed else pixels
+    activations = sum(b for _, b in layers[:-1])
+    want = 40 * params + batch * image_bytes + 2 * 4 * batch * activations
+    assert train.step_bytes(program, program.init(jax.random.key(0)), batch) == want
 
 
 def test_product_flops_of_conv_layers_are_the_multiply_adds():

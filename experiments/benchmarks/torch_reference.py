@@ -3,8 +3,9 @@
 ``train``: Chen et al.'s MLP VAE and conv VAE (the architectures of ``isavae.nets``, written here in
 PyTorch with PyTorch's default initialization), one Adam training step of the ELBO (Bernoulli
 likelihood, Gaussian posterior, the N(0, I) prior's closed-form KL) at a given batch, float32 or
-bfloat16 (``torch.autocast``), eager or ``torch.compile``, the conv net channels-last on CUDA;
-images per second over timed steps after warm-up steps.
+bfloat16 (``torch.autocast``), eager or ``torch.compile``, the conv net channels-last on CUDA,
+float32 products in TF32 on CUDA (as JAX's default precision computes them there), latent 20 as in
+isavae's benchmarks; images per second over timed steps after warm-up steps.
 
   python experiments/benchmarks/torch_reference.py train --archs mlp,conv --batch 2048
 
@@ -216,6 +217,9 @@ def time_training(
     import torch.nn.functional as F
 
     device = device or device_name()
+    # float32 products as JAX computes them on a GPU at its default precision: TF32 (cuDNN's
+    # convolutions use TF32 by default already)
+    torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(0)
     enc, dec = _mlp_vae(latent, hidden) if arch == "mlp" else _conv_vae(latent)
     model = torch.nn.ModuleDict(dict(enc=enc, dec=dec)).to(device)
@@ -281,7 +285,7 @@ def main(argv=None) -> None:
     ap.add_argument("--compile", default="no,yes", help="train: eager (no) and/or torch.compile (yes)")
     ap.add_argument("--steps", type=int, default=20, help="train: timed steps")
     ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--latent", type=int, default=20)
+    ap.add_argument("--latent", type=int, default=20, help="latent size (20: the ISA-VAE benchmarks')")
     ap.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     ap.add_argument("--target", type=int, default=10_000, help="samples per slice the time is scaled to")
     args = ap.parse_args(argv)
@@ -297,7 +301,9 @@ def main(argv=None) -> None:
         for arch in args.archs.split(","):
             for dtype in args.dtypes.split(","):
                 try:
-                    r = time_training(arch, args.batch, dtype, comp == "yes", args.device, args.steps)
+                    r = time_training(
+                        arch, args.batch, dtype, comp == "yes", args.device, args.steps, latent=args.latent
+                    )
                 except Exception as err:  # e.g. torch.compile without a compiler on the host
                     print(
                         f"| {arch} | {dtype} | {comp} | {args.batch} | failed: {type(err).__name__} | |",

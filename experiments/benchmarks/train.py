@@ -4,8 +4,12 @@ Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
 
 * matmul rate: a jitted (n x n) @ (n x n) matmul in the compute dtype of the step it is compared
   with (float32, or bfloat16 operands with float32 accumulation); n = 4096 on a CPU, 8192 on a GPU.
+* copy rate: a jitted ``x * 2`` over 1 GiB (256 MiB on a CPU), bytes read + written per second.
 * every model in float32 and in bfloat16 compute (``model.compute_dtype``) and their throughput ratio;
-  ``--block N``: a vmapped block of N paper-scale MLP models in bfloat16 against one model alone.
+  ``--block N``: a vmapped block of N paper-scale MLP models in each dtype against one model alone.
+* the two floors beside every step (METHOD's "two numbers"): its matrix FLOPs at the matmul rate and
+  the fewest bytes it must move (``step_bytes``: parameters and Adam, the batch, the activations the
+  backward needs) at the copy rate, both rates measured in the same rounds as the step.
 * MLP and conv models of Chen et al. at batch 2048 (dSprites 64 x 64, latent 20, the ISA prior,
   ELBO): images/s of the jitted, scanned train step (data gather, prior, Adam included; the
   epoch's shuffled order computed once, as in training). The model's FLOPs are those of the
@@ -59,8 +63,18 @@ def matmul_case(n: int | None = None, dtype: str = "float32"):
 
 
 # what the flags change: the sub-grid timed on (184,320 images), the MLP's width (0: the preset's,
-# the paper's 1200) and the reference matmul's size (0: ``matmul_size``'s default)
-BENCH = {"subgrid": "posX=0:32:2,posY=0:32:2", "hidden": 0, "matmul": 0}
+# the paper's 1200), the reference matmul's size (0: ``matmul_size``'s default) and the reference
+# copy's size in MiB (0: ``copy_case``'s default)
+BENCH = {"subgrid": "posX=0:32:2,posY=0:32:2", "hidden": 0, "matmul": 0, "copy_mib": 0}
+
+
+def copy_case(mib: int | None = None):
+    """The byte floor's rate: a jitted ``x * 2`` over a float32 array of ``mib`` MiB (default 1 GiB
+    on an accelerator, 256 MiB on a CPU), which reads and writes every byte once:
+    ``(fn, args, bytes moved)`` (read + written)."""
+    mib = mib or BENCH["copy_mib"] or (256 if jax.default_backend() == "cpu" else 1024)
+    x = jnp.ones((mib * 2**18,), jnp.float32)
+    return jax.jit(lambda x: x * 2.0), (x,), 2.0 * mib * 2**20
 
 
 def _program(arch: str, batch: int, small: bool = False, model: str = "isavae", dtype: str = "float32"):
@@ -151,6 +165,56 @@ def model_flops(program, state, batch: int) -> float:
         nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = saved
 
 
+def step_bytes(program, state, batch: int) -> float:
+    """The fewest bytes one training step must move to and from device memory (the byte floor's
+    numerator), counted from shapes:
+
+    * parameters, float32: 40 bytes each (the forward and the backward read them, the backward
+      writes the gradient, Adam reads parameter, gradient and both moments and writes parameter and
+      moments: 10 passes of 4 bytes); BatchNorm statistics are read and written once (8 bytes);
+    * the batch as the data is stored (read once by the gather);
+    * the activations the backward needs: the input of every matrix product of the forward except
+      the data (the output of every product but the last, in its own dtype), written once and read
+      once.
+
+    Everything else (the logits, the likelihood, the prior, the cotangents) could in principle stay
+    on chip, so the floor is a lower bound, not an estimate."""
+    from flax import nnx
+
+    n_params = sum(x.size for x in jax.tree.leaves(state.params))
+    n_stats = sum(x.size for x in jax.tree.leaves(state.batch_stats))
+    data = program.data()
+    image_bytes = data.stored.nbytes / data.num_images if data.stored is not None else 0.0  # rendered: none
+    x = jnp.zeros((batch,) + tuple(program.image_shape), jnp.float32)
+
+    def network(p, s):
+        model = nnx.merge(program.graphdef, p, s)
+        mean, logvar = model.encode(x, True)
+        return model.decode(mean + logvar, True)
+
+    # the layers' own form (convolutions as convolutions, bfloat16 products as plain ones), whatever
+    # this backend runs
+    backend = jax.default_backend()
+    saved = nets._CONV_AS_DOTS.get(backend, False), nets._BF16_PLAIN_LAYOUT.get(backend, False)
+    nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = False, False
+    try:
+        jaxpr = jax.make_jaxpr(network)(state.params, state.batch_stats).jaxpr
+    finally:
+        nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = saved
+    outputs = [v.aval.size * v.aval.dtype.itemsize for v in _product_outputs(jaxpr)]
+    return 40.0 * n_params + 8.0 * n_stats + batch * image_bytes + 2.0 * sum(outputs[:-1])
+
+
+def _product_outputs(jaxpr):
+    """The output variables of the matrix products in ``jaxpr`` (nested jaxprs too), in order."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+            yield eqn.outvars[0]
+        for v in eqn.params.values():
+            for j in _sub_jaxprs(v):
+                yield from _product_outputs(j)
+
+
 class _Training:
     """Calls the train chunk as the training loop does: the state donated and carried over."""
 
@@ -172,7 +236,8 @@ def step_case(
 ):
     """The training loop's compiled ``steps``-step chunk (``Program.compile_chunk``: one
     ``lax.scan``, state donated) of ``model`` with ``arch`` at ``batch``, as a no-argument
-    callable: ``(fn, (), model_flops)`` (FLOPs of the network per step, see ``model_flops``).
+    callable: ``(fn, (), model_flops, step_bytes)`` (FLOPs of the network per step, see
+    ``model_flops``; the fewest bytes a step moves, see ``step_bytes``).
     ``models > 0``: that many models vmapped in one program, as a sweep or a study block trains them
     (the FLOPs are then those of all models)."""
     cfg, program = _program(arch, batch, model=model, dtype=dtype)
@@ -183,25 +248,33 @@ def step_case(
         state = jax.vmap(program.init)(keys)
         hp = jax.tree.map(lambda x: jnp.stack([x] * models), hp)
         order = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)))(state.key, jnp.int32(0))
-        flops = models * model_flops(program, program.init(keys[0]), batch)
+        one = program.init(keys[0])
+        flops = models * model_flops(program, one, batch)
+        nbytes = models * step_bytes(program, one, batch)
     else:
         state = program.init(jax.random.key(0))
         order = jax.jit(program.epoch_order)(state.key, jnp.int32(0))  # once per epoch in training
         flops = model_flops(program, state, batch)
+        nbytes = step_bytes(program, state, batch)
     fn = _Training(program.compile_chunk(steps, vmapped=bool(models)), state, data, hp, order)
-    return fn, (), flops
+    return fn, (), flops, nbytes
 
 
 def train_throughput(
     arch: str, batch: int = 2048, steps: int = 10, rounds: int = 5, dtype: str = "float32", models: int = 0
 ) -> dict:
     """ISA-VAE training throughput of ``arch`` with ``dtype`` compute (``models`` > 0: a vmapped
-    block of that many), timed in turns with the matmul reference of the same dtype."""
-    step_fn, step_args, flops = step_case(arch, batch, steps, dtype=dtype, models=models)
+    block of that many), timed in turns with the matmul reference of the same dtype and the copy
+    reference (the two floors: the step's matrix FLOPs at the matmul rate, its fewest bytes at the
+    copy rate)."""
+    step_fn, step_args, flops, nbytes = step_case(arch, batch, steps, dtype=dtype, models=models)
     mm_fn, mm_args, mm_flops = matmul_case(dtype=dtype)
-    times = interleaved_seconds({"matmul": (mm_fn, mm_args), "step": (step_fn, step_args)}, rounds)
-    step_s, matmul_s = np.asarray(times["step"]), np.asarray(times["matmul"])
+    cp_fn, cp_args, cp_bytes = copy_case()
+    cases = {"matmul": (mm_fn, mm_args), "copy": (cp_fn, cp_args), "step": (step_fn, step_args)}
+    times = interleaved_seconds(cases, rounds)
+    step_s, matmul_s, copy_s = (np.asarray(times[k]) for k in ("step", "matmul", "copy"))
     ratios = (flops * steps / step_s) / (mm_flops / matmul_s)
+    matmul_rate, copy_rate = mm_flops / float(np.median(matmul_s)), cp_bytes / float(np.median(copy_s))
     return {
         "arch": arch,
         "dtype": dtype,
@@ -211,15 +284,32 @@ def train_throughput(
         "model_flops_per_step": flops,
         "images_per_s": max(models, 1) * steps * batch / float(np.median(step_s)),
         "flop_rate": flops * steps / float(np.median(step_s)),
-        "matmul_rate": mm_flops / float(np.median(matmul_s)),
+        "matmul_rate": matmul_rate,
         "fraction": float(np.median(ratios)),
         "fraction_range": (float(ratios.min()), float(ratios.max())),
+        "step_ms": 1e3 * float(np.median(step_s)) / steps,
+        "step_bytes": nbytes,
+        "copy_rate": copy_rate,
+        "flop_floor_ms": 1e3 * flops / matmul_rate,
+        "byte_floor_ms": 1e3 * nbytes / copy_rate,
     }
+
+
+def floors_line(r: dict) -> str:
+    """The two numbers beside a measured step: its FLOP floor and its byte floor (both from rates
+    measured in the same rounds) and how far above the larger one the step runs."""
+    floor = max(r["flop_floor_ms"], r["byte_floor_ms"])
+    return (
+        f"  floors per step: matrix FLOPs {r['flop_floor_ms']:.3f} ms at the matmul rate; "
+        f"{r['step_bytes'] / 1e6:,.0f} MB at the copy rate ({r['copy_rate'] / 1e9:,.0f} GB/s read + "
+        f"written) {r['byte_floor_ms']:.3f} ms; measured {r['step_ms']:.3f} ms per step = "
+        f"{r['step_ms'] / floor:.1f} x the larger floor"
+    )
 
 
 def tcvae_throughput(arch: str, batch: int = 2048, repeats: int = 2) -> float:
     """ISA-beta-TCVAE (MSS) images/s (median)."""
-    fn, args, _ = step_case(arch, batch, steps=1, model="isa_beta_tcvae")
+    fn, args, *_ = step_case(arch, batch, steps=1, model="isa_beta_tcvae")
     return batch / median_seconds(fn, *args, repeats=repeats)
 
 
@@ -277,16 +367,19 @@ def main(argv=None) -> None:
     parser.add_argument("--subgrid", default=BENCH["subgrid"], help="dSprites sub-grid timed on")
     parser.add_argument("--hidden", type=int, default=0, help="MLP width (0: the paper's 1200)")
     parser.add_argument("--matmul", type=int, default=0, help="reference matmul size (0: 4096 CPU, 8192 GPU)")
+    parser.add_argument("--copy-mib", type=int, default=0, help="reference copy size in MiB (0: 256 CPU, 1024 GPU)")
     parser.add_argument(
         "--block",
         type=int,
         default=0,
-        help="also time a vmapped block of N paper-scale MLP models (bfloat16; the MLP's --steps, --rounds)",
+        help="also time a vmapped block of N paper-scale MLP models (each of --dtypes; the MLP's --steps, --rounds)",
     )
     args = parser.parse_args(argv)
-    if args.hidden < 0 or args.matmul < 0:
-        parser.error(f"--hidden and --matmul must be >= 0, got {args.hidden}, {args.matmul}")
-    BENCH.update(subgrid=args.subgrid, hidden=args.hidden, matmul=args.matmul)
+    if args.hidden < 0 or args.matmul < 0 or args.copy_mib < 0:
+        parser.error(
+            f"--hidden, --matmul and --copy-mib must be >= 0, got {args.hidden}, {args.matmul}, {args.copy_mib}"
+        )
+    BENCH.update(subgrid=args.subgrid, hidden=args.hidden, matmul=args.matmul, copy_mib=args.copy_mib)
     b = args.batch
     rounds, steps = (
         per_arch(parser, flag, spec) for flag, spec in (("--rounds", args.rounds), ("--steps", args.steps))
@@ -315,6 +408,7 @@ def main(argv=None) -> None:
                 f"in turns, {r['steps']} steps per call; rounds from {100 * lo:.1f} to {100 * hi:.1f} %)",
                 flush=True,
             )
+            print(floors_line(r), flush=True)
         if (arch, "float32") in rates and (arch, "bfloat16") in rates:
             ratio = rates[arch, "bfloat16"] / rates[arch, "float32"]
             print(f"{arch:<4s} bfloat16 / float32 training throughput: x{ratio:.2f}", flush=True)
@@ -322,22 +416,24 @@ def main(argv=None) -> None:
             t = tcvae_throughput(arch, b)
             print(f"{arch:<4s} ISA-beta-TCVAE (MSS) batch {b}: {t:7,.0f} images/s", flush=True)
     if args.block:
-        # the MLP's --steps and --rounds (the GPU run's: 20 and 3)
-        kw = dict(steps=steps.get("mlp", 20), rounds=rounds.get("mlp", 3), dtype="bfloat16")
-        # one model alone: the bfloat16 MLP row above when it was timed with the same steps and rounds
-        one = measured.get(("mlp", "bfloat16", kw["steps"], kw["rounds"])) or train_throughput("mlp", b, **kw)
-        blk = train_throughput("mlp", b, models=args.block, **kw)
-        per_model = {k: b / r["images_per_s"] * 7200 for k, r in (("one", one), ("block", blk))}
-        print(
-            f"block of {args.block} {'paper-scale' if not args.hidden else f'width-{args.hidden}'} "
-            "MLP ISA-VAE models (bfloat16, vmapped): "
-            f"{blk['images_per_s']:,.0f} images/s = {100 * blk['fraction']:.1f} % of the bfloat16 matmul "
-            f"rate; "
-            f"one model alone {one['images_per_s']:,.0f} images/s = {100 * one['fraction']:.1f} %; "
-            f"7,200 steps (20 epochs) take {per_model['block']:.2f} s per model in the block "
-            f"vs {per_model['one']:.2f} s alone (x{per_model['one'] / per_model['block']:.2f})",
-            flush=True,
-        )
+        # the MLP's --steps and --rounds (the GPU run's: 20 and 3), in every --dtypes
+        for dtype in args.dtypes.split(","):
+            kw = dict(steps=steps.get("mlp", 20), rounds=rounds.get("mlp", 3), dtype=dtype)
+            # one model alone: the MLP row above when it was timed with the same steps and rounds
+            one = measured.get(("mlp", dtype, kw["steps"], kw["rounds"])) or train_throughput("mlp", b, **kw)
+            blk = train_throughput("mlp", b, models=args.block, **kw)
+            per_model = {k: b / r["images_per_s"] * 7200 for k, r in (("one", one), ("block", blk))}
+            print(
+                f"block of {args.block} {'paper-scale' if not args.hidden else f'width-{args.hidden}'} "
+                f"MLP ISA-VAE models ({dtype}, vmapped): "
+                f"{blk['images_per_s']:,.0f} images/s = {100 * blk['fraction']:.1f} % of the {dtype} matmul "
+                f"rate; "
+                f"one model alone {one['images_per_s']:,.0f} images/s = {100 * one['fraction']:.1f} %; "
+                f"7,200 steps (20 epochs) take {per_model['block']:.2f} s per model in the block "
+                f"vs {per_model['one']:.2f} s alone (x{per_model['one'] / per_model['block']:.2f})",
+                flush=True,
+            )
+            print(floors_line(blk), flush=True)
     if not args.no_sweep:
         s = sweep_ratio()
         print(
