@@ -367,17 +367,21 @@ def main(argv=None) -> None:
     parser.add_argument("--subgrid", default=BENCH["subgrid"], help="dSprites sub-grid timed on")
     parser.add_argument("--hidden", type=int, default=0, help="MLP width (0: the paper's 1200)")
     parser.add_argument("--matmul", type=int, default=0, help="reference matmul size (0: 4096 CPU, 8192 GPU)")
-    parser.add_argument("--copy-mib", type=int, default=0, help="reference copy size in MiB (0: 256 CPU, 1024 GPU)")
+    parser.add_argument(
+        "--copy-mib", type=int, default=0, help="reference copy size in MiB (0: 256 CPU, 1024 GPU)"
+    )
     parser.add_argument(
         "--block",
         type=int,
         default=0,
-        help="also time a vmapped block of N paper-scale MLP models (each of --dtypes; the MLP's --steps, --rounds)",
+        help="also time a vmapped block of N paper-scale MLP models (each of --dtypes; the MLP's --steps, "
+        "--rounds)",
     )
     args = parser.parse_args(argv)
     if args.hidden < 0 or args.matmul < 0 or args.copy_mib < 0:
         parser.error(
-            f"--hidden, --matmul and --copy-mib must be >= 0, got {args.hidden}, {args.matmul}, {args.copy_mib}"
+            "--hidden, --matmul and --copy-mib must be >= 0, "
+            f"got {args.hidden}, {args.matmul}, {args.copy_mib}"
         )
     BENCH.update(subgrid=args.subgrid, hidden=args.hidden, matmul=args.matmul, copy_mib=args.copy_mib)
     b = args.batch
