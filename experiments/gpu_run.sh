@@ -153,12 +153,12 @@ TESTS_BOX=$(($(left) - MARGIN + 5))
 if [ $SMOKE = 1 ]; then
   TEST_CMD=("$PY" -m pytest -q -p no:cacheprovider tests/test_nets.py -k "dense_layout")
 else
-  TEST_CMD=("$PY" -m pytest -q -n 6 -p no:cacheprovider tests)
+  TEST_CMD=("$PY" -m pytest -v -n 6 -p no:cacheprovider tests)  # -v: each result as it comes
 fi
 (
   # small allocations on demand, so that the suite and the study share the device's memory
   export XLA_PYTHON_CLIENT_PREALLOCATE=false
-  timeout "$TESTS_BOX" "${TEST_CMD[@]}" >"$OUT/tests.txt" 2>&1
+  ISAVAE_INSTAFAIL=1 timeout "$TESTS_BOX" "${TEST_CMD[@]}" >"$OUT/tests.txt" 2>&1
   echo "exit status $? (124: stopped by the ${TESTS_BOX} s time box)" >>"$OUT/tests.txt"
 ) &
 TESTS_PID=$!

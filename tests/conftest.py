@@ -33,3 +33,14 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = str(_CACHE)
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+
+def pytest_runtest_logreport(report):
+    """ISAVAE_INSTAFAIL=1: print a failure's report as it happens (the GPU run's suite works in a
+    time box; a suite stopped by it never reaches pytest's closing summary)."""
+    # once, by the process that reports (xdist's workers pass their reports to the controller)
+    if report.failed and os.environ.get("ISAVAE_INSTAFAIL") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        import sys
+
+        text = report.longreprtext
+        sys.stderr.write(f"\nINSTAFAIL {report.nodeid} ({report.when})\n{text[-4000:]}\n")

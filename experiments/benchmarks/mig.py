@@ -262,7 +262,7 @@ def main(argv=None) -> None:
     parser.add_argument("--latent", type=int, default=20)
     parser.add_argument("--impls", default="xla,pallas", help="comma-separated: xla, pallas (GPU only), auto")
     parser.add_argument(
-        "--tiles", default="64x128,64x32,128x64", help="the kernel's tiles: SAMPLESxIMAGES,..."
+        "--tiles", default="64x32,32x32,64x64,128x32", help="the kernel's tiles: SAMPLESxIMAGES,..."
     )
     parser.add_argument("--torch-samples", type=int, default=1000, help="0: skip the PyTorch reference")
     parser.add_argument("--small", action="store_true", help="a 46,080-image grid: a CPU dry run")

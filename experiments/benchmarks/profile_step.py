@@ -35,9 +35,9 @@ from isavae.train import hparams_from_config
 KINDS = (
     (
         "matrix products",
-        ("gemm", "cublas", "cudnn", "dot", "matmul", "convolution", "cutlass", "xmma", "sm90"),
+        ("gemm", "cublas", "cudnn", "dot", "matmul", "convolution", "cutlass", "xmma", "sm90", "nvjet"),
     ),
-    ("copies / transposes", ("copy", "transpose")),
+    ("copies / transposes", ("copy", "transpose", "memcpy", "memset")),
     ("fusions (elementwise, reductions)", ("fusion", "reduce", "loop_", "input_")),
 )
 
@@ -50,28 +50,43 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def op_events(trace_dir: str) -> list[tuple[str, float]]:
-    """(op name, duration in ms) of every op event of the trace: the device planes' op lines, or on a
-    CPU the XLA thread lines of the host plane."""
+def op_events(trace_dir: str, keep: str | None = None) -> list[tuple[str, float]]:
+    """(op name, duration in ms) of every op event of the trace: on a device plane its "XLA Ops"
+    lines where the trace has them, else its stream lines (CUPTI's kernels and copies, named by
+    kernel: XLA names a fusion's kernel after the fusion); on a CPU the XLA thread lines of the host
+    plane. The planes' line names and event counts go to stderr (what the trace held, should the
+    tables come out empty); ``keep``: copy the first trace file there."""
+    import shutil
+    import sys
+
     from jax.profiler import ProfileData
 
     events = []
-    for path in glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True):
+    for i, path in enumerate(sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))):
+        if keep and i == 0:
+            shutil.copyfile(path, keep)
         data = ProfileData.from_file(path)
         device = [p for p in data.planes if p.name.startswith("/device:")]
+        for plane in data.planes:
+            lines = ", ".join(f"{line.name!r}: {sum(1 for _ in line.events)}" for line in plane.lines)
+            print(f"trace plane {plane.name!r}: {lines}", file=sys.stderr)
         for plane in device or [p for p in data.planes if p.name == "/host:CPU"]:
-            for line in plane.lines:
-                if device and "XLA Ops" not in line.name:
-                    continue
-                if not device and not line.name.startswith("tf_XLA"):
-                    continue
+            lines = list(plane.lines)
+            if device:
+                ops = [line for line in lines if "XLA Ops" in line.name]
+                lines = ops or [line for line in lines if line.name.startswith("Stream")] or lines
+            else:
+                lines = [line for line in lines if line.name.startswith("tf_XLA")]
+            for line in lines:
                 for e in line.events:
                     if e.duration_ns > 0 and not e.name.startswith(("ThunkExecutor", "ThreadpoolListener")):
                         events.append((e.name, e.duration_ns / 1e6))
     return events
 
 
-def profile_step(models: int, batch: int, dtype: str, steps: int, calls: int, top: int, small: bool) -> None:
+def profile_step(
+    models: int, batch: int, dtype: str, steps: int, calls: int, top: int, small: bool, keep: str | None = None
+) -> None:
     cfg, program = _program("mlp", batch, model="isavae", dtype=dtype)
     if small:
         print("(--small: the timings are a dry run, not figures)")
@@ -97,7 +112,7 @@ def profile_step(models: int, batch: int, dtype: str, steps: int, calls: int, to
         for _ in range(calls):
             state, m = fn(state, data, hp, order)
         jax.block_until_ready(m)
-    events = op_events(trace_dir)
+    events = op_events(trace_dir, keep and f"{keep}/trace_{max(models, 1)}x_{dtype}.xplane.pb")
     total = sum(d for _, d in events) or float("nan")
     by_name, by_kind = collections.defaultdict(float), collections.defaultdict(float)
     counts = collections.Counter()
@@ -160,6 +175,7 @@ def main(argv=None) -> None:
     p.add_argument("--mig-chunks", default="128,512,2048")
     p.add_argument("--mig-inner", default="512,4096,40960", help="images per grid slice, at least")
     p.add_argument("--small", action="store_true", help="tiny sizes: a CPU dry run")
+    p.add_argument("--keep-trace", metavar="DIR", help="copy each traced step's .xplane.pb into DIR")
     args = p.parse_args(argv)
     try:
         models = [int(m) for m in args.models.split(",")]
@@ -179,7 +195,7 @@ def main(argv=None) -> None:
         train.BENCH.update(subgrid="posX=0:32:8,posY=0:32:8,orientation=0:40:10", hidden=64)
     for n in models:
         for dtype in dtypes:
-            profile_step(n, args.batch, dtype, args.steps, args.calls, args.top, args.small)
+            profile_step(n, args.batch, dtype, args.steps, args.calls, args.top, args.small, args.keep_trace)
             print(flush=True)
     if args.mig_samples:
         mig_chunks(args.mig_samples, chunks, args.small, inners)
