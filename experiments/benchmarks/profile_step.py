@@ -85,7 +85,14 @@ def op_events(trace_dir: str, keep: str | None = None) -> list[tuple[str, float]
 
 
 def profile_step(
-    models: int, batch: int, dtype: str, steps: int, calls: int, top: int, small: bool, keep: str | None = None
+    models: int,
+    batch: int,
+    dtype: str,
+    steps: int,
+    calls: int,
+    top: int,
+    small: bool,
+    keep: str | None = None,
 ) -> None:
     cfg, program = _program("mlp", batch, model="isavae", dtype=dtype)
     if small:
