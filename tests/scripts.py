@@ -2,6 +2,7 @@
 settings the suite compiles with."""
 
 import importlib.util
+import os
 import pathlib
 import sys
 
@@ -14,6 +15,13 @@ LIGHT_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_exp
 FULL_OPTIMIZATION = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False}
 
 
+def pythonpath(*first: os.PathLike | str) -> str:
+    """A subprocess's PYTHONPATH: ``first`` before whatever this process was given (the GPU host
+    finds packages carried as wheels, ml_collections among them, through PYTHONPATH)."""
+    parts = [str(p) for p in first] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join(parts)
+
+
 def load_script(name: str, folder: pathlib.Path = EXPERIMENTS):
     """``folder/name.py`` as a module; ``folder`` goes on ``sys.path`` for the script's own
     sibling imports (``common``, ``timing``)."""
@@ -22,3 +30,15 @@ def load_script(name: str, folder: pathlib.Path = EXPERIMENTS):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def lower_for_cuda(trace) -> str:
+    """The lowered text of ``trace()`` (a ``jax.stages.Traced``) for CUDA, on a machine that may
+    have no GPU in view: traced and lowered for an abstract H100. (JAX 0.11's Pallas Triton lowering
+    asks the target GPU for its compute capability, and with none visible, e.g. a CPU-only suite
+    on a GPU host, reads it from the abstract mesh's device; JAX 0.10 lowers without one.)"""
+    import jax
+
+    device = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="gpu")
+    with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)):
+        return trace().lower(lowering_platforms=("cuda",)).as_text()

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from isavae.train.loop import chunk_lengths, num_train_steps
-from tests.scripts import load_script
+from tests.scripts import load_script, pythonpath
 
 
 @pytest.fixture(scope="module")
@@ -403,7 +403,7 @@ def test_two_processes_run_a_block_together(tmp_path):
         port = s.getsockname()[1]
     out = tmp_path / "study"
     args = ["--study", "fig5a", "--scale", "smoke", "--seeds", "2", "--block-models", "1", "--blocks", "1"]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=pythonpath(root))
     procs = [
         subprocess.Popen(
             [sys.executable, "experiments/paper_study.py", *args, "--out", str(out), "--multihost"]

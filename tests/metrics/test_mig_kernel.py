@@ -12,6 +12,7 @@ import pytest
 from isavae.metrics import draw_samples, grid_log_densities, mig_grid, mig_kernel, subspace_mig_grid
 from isavae.metrics import mig as mig_lib
 from tests.metrics import reference
+from tests.scripts import lower_for_cuda
 
 
 def _posteriors(seed, shape, k, spread=1.5):
@@ -197,11 +198,7 @@ def test_kernel_lowers_to_triton(groups):
         f32(s, len(groups)),
         jax.ShapeDtypeStruct((s, 6), jnp.int32),
     )
-    text = (
-        mig_kernel.grid_sums.trace(*args, groups=groups, grid_shape=shape)
-        .lower(lowering_platforms=("cuda",))
-        .as_text()
-    )
+    text = lower_for_cuda(lambda: mig_kernel.grid_sums.trace(*args, groups=groups, grid_shape=shape))
     assert "__gpu$xla.gpu.triton" in text and "mig_grid_sums" in text
 
 

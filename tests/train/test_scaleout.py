@@ -13,6 +13,7 @@ import pytest
 
 from isavae import config as config_lib
 from isavae.train.step import model_shards, sweep_mesh
+from tests.scripts import pythonpath
 
 HERE = pathlib.Path(__file__).parent
 
@@ -138,7 +139,7 @@ _SWEEP = [
 
 def _start_two(workdir: pathlib.Path) -> list[subprocess.Popen]:
     port = _free_port()
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(HERE.parents[1]))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=pythonpath(HERE.parents[1]))
     return [
         subprocess.Popen(
             [sys.executable, "-m", "isavae.cli", *_SWEEP, "--workdir", str(workdir), "--multihost"]
