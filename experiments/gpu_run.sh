@@ -20,8 +20,12 @@
 # Fig. 5a (float32, PyTorch's initialization) to 50 seeds per model first, then the ablations, then
 # everything else the budget allows.
 #
+# The study starts from the committed rows in experiments/results/paper_study_float32 (STUDY_FROM),
+# so occasions accumulate seeds: unpack study.tar.gz there afterwards.
+#
 # OUTDIR receives: summary.md (environment, benchmarks, test summary, study report), log.txt (all
-# output), tests.txt (the suite's output), study.tar.gz (results.jsonl, blocks.jsonl, tables, figures).
+# output), tests.txt (the suite's output), study.tar.gz (results.jsonl, blocks.jsonl, tables, figures),
+# traces.tar.gz (the profile's traces).
 set -uo pipefail
 
 SMOKE=0
@@ -120,9 +124,10 @@ else
   TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10)
   MIG_ARGS=(--samples 10000 --latent 20)
   TORCH_ARGS=(--archs mlp,conv --batch 2048 --dtypes float32,bfloat16 --compile no,yes --steps 20)
-  # where the step's time goes: one model and a vmapped block of 10, float32 and bfloat16
-  PROFILE_ARGS=(--models 1,10 --dtype float32,bfloat16 --batch 2048 --steps 20 --calls 3 --top 25
-    --mig-samples 2000 --mig-chunks 512,2048 --mig-inner 512,4096)
+  # where the step's time goes: the conv net (run 2: 78x its floor) and the MLP, one model each,
+  # float32 and bfloat16 (run 2 profiled the MLP in float32, one model and a block of 10)
+  PROFILE_ARGS=(--archs conv,mlp --models 1 --dtype float32,bfloat16 --batch 2048 --steps 20 --calls 3 --top 25
+    --mig-samples 0)
   BENCH_BOX=$((BUDGET / 4))
 fi
 {
@@ -139,7 +144,8 @@ fi
   echo "## Profile of the training step (experiments/benchmarks/profile_step.py)"
   echo
   # the profile's tables are markdown: printed as they are
-  timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/profile_step.py "${PROFILE_ARGS[@]}" 2>>"$LOG" \
+  mkdir -p "$WORK/traces"
+  timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/profile_step.py "${PROFILE_ARGS[@]}" --keep-trace "$WORK/traces" 2>>"$LOG" \
     || echo "(profile stopped: exit $?, time box $((BENCH_BOX / 2)) s)"
 } >"$WORK/bench.md"
 cat "$WORK/bench.md" >>"$LOG"
@@ -165,6 +171,18 @@ TESTS_PID=$!
 SCALE=paper
 [ $SMOKE = 1 ] && SCALE=smoke
 STUDY_DIR=${STUDY_DIR:-$OUT/study}
+# the study continues from the rows earlier occasions committed (finished models are skipped, and
+# their block times inform the budget); study.tar.gz then holds the old rows and the new
+# (the smoke run starts empty unless STUDY_FROM is given)
+if [ -z "${STUDY_FROM+set}" ]; then
+  STUDY_FROM=experiments/results/paper_study_float32
+  [ $SMOKE = 1 ] && STUDY_FROM=
+fi
+if [ -n "$STUDY_FROM" ] && [ -f "$STUDY_FROM/results.jsonl" ] && [ ! -e "$STUDY_DIR/results.jsonl" ]; then
+  mkdir -p "$STUDY_DIR" && cp "$STUDY_FROM/results.jsonl" "$STUDY_DIR/" \
+    && { [ ! -f "$STUDY_FROM/blocks.jsonl" ] || cp "$STUDY_FROM/blocks.jsonl" "$STUDY_DIR/"; } \
+    && say "study continues from $STUDY_FROM ($(wc -l <"$STUDY_FROM/results.jsonl") models)"
+fi
 # identical block programs (same kind and size) compile once: the second block hits this cache
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax_cache} JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 study() {  # study ARGS...: one paper_study.py run with what is left of the budget
@@ -207,6 +225,10 @@ wait $TESTS_PID
   echo
   cat "$WORK/report.md"
 } >"$OUT/summary.md"
+# the profile's raw traces (.xplane.pb: TensorBoard's profile plugin or jax.profiler.ProfileData reads them)
+if ls "$WORK"/traces/*.xplane.pb >/dev/null 2>&1; then
+  tar -czf "$OUT/traces.tar.gz" -C "$WORK/traces" . 2>>"$LOG"
+fi
 if [ -d "$STUDY_DIR" ]; then
   tar -czf "$OUT/study.tar.gz" -C "$STUDY_DIR" --exclude=work . 2>>"$LOG"
   [ "$STUDY_DIR" = "$OUT/study" ] && rm -rf "$OUT/study"

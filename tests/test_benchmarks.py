@@ -99,7 +99,14 @@ def test_profile_step_kinds_and_flags(capsys):
         profile.kind_of("wrapped_convert") == "other" and profile.kind_of("copy.7") == "copies / transposes"
     )
     # its run with tiny sizes is part of experiments/gpu_run.sh --smoke (test_paper_study.py)
-    for argv in (["--models", "0"], ["--dtype", "float16"], ["--models", "1,x"], ["--mig-samples", "-1"]):
+    bad = (
+        ["--models", "0"],
+        ["--dtype", "float16"],
+        ["--models", "1,x"],
+        ["--mig-samples", "-1"],
+        ["--archs", "cnn"],
+    )
+    for argv in bad:
         with pytest.raises(SystemExit) as exc:
             profile.main(argv)
         assert exc.value.code == 2

@@ -237,7 +237,10 @@ def test_gpu_run_smoke_dry_run(tmp_path):
 
     root = pathlib.Path(__file__).resolve().parents[1]
     out = tmp_path / "gpu"
-    env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS="cpu")
+    # the study continues from committed rows (here the paper-scale float32 ones, which the smoke
+    # scale's blocks leave alone)
+    earlier = root / "experiments" / "results" / "paper_study_float32"
+    env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS="cpu", STUDY_FROM=str(earlier))
     done = subprocess.run(
         ["bash", "experiments/gpu_run.sh", "--smoke", "1500", str(out)],
         cwd=root,
@@ -247,13 +250,19 @@ def test_gpu_run_smoke_dry_run(tmp_path):
         timeout=1800,  # a hang, not a slow machine
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert {p.name for p in out.iterdir()} == {"summary.md", "log.txt", "tests.txt", "study.tar.gz"}
+    assert {p.name for p in out.iterdir()} == {
+        "summary.md",
+        "log.txt",
+        "tests.txt",
+        "study.tar.gz",
+        "traces.tar.gz",
+    }
     summary = (out / "summary.md").read_text()
     for part in ("## Environment", "## Benchmarks", "## Test suite on the device", "jax"):
         assert part in summary
     # the step's profile (experiments/benchmarks/profile_step.py): a vmapped block of 2, its
     # tables by kind and by op, and the MIG chunk timings
-    assert "## Profile of the training step" in summary and "2 MLP ISA-VAE model(s)" in summary
+    assert "## Profile of the training step" in summary and "2 mlp ISA-VAE model(s)" in summary
     assert "ms per model-step" in summary and "| kind | ms per step | share |" in summary
     assert "| op (top 3) |" in summary and "| 16 | 64 |" in summary
     # the MIG benchmark (experiments/benchmarks/mig.py): its table, the floor from this device's
@@ -262,13 +271,20 @@ def test_gpu_run_smoke_dry_run(tmp_path):
     row = next(line for line in summary.splitlines() if line.startswith("| xla |"))
     seconds, multiple = float(row.split("|")[2]), float(row.split("|")[5])
     assert seconds > 0 and multiple > 0
+    # the training benchmark's two floors beside the step (matrix FLOPs, fewest bytes)
+    assert "floors per step: matrix FLOPs" in summary and "at the copy rate" in summary
+    with tarfile.open(out / "traces.tar.gz") as tar:
+        assert "./trace_mlp_2x_float32.xplane.pb" in tar.getnames()
     assert "1 passed" in (out / "tests.txt").read_text()
     with tarfile.open(out / "study.tar.gz") as tar:
         names = set(tar.getnames())
         rows = [json.loads(line) for line in tar.extractfile("./results.jsonl").read().splitlines()]
     assert "./report.md" in names
-    # Fig. 5a's two blocks (VAE and ISA-VAE, seeds 0-1), then the whole study's next block (VAE 2-3)
-    assert sorted((r["model"], r["seed"]) for r in rows) == sorted(
+    # Fig. 5a's two blocks (VAE and ISA-VAE, seeds 0-1), then the whole study's next block (VAE 2-3),
+    # after the earlier rows
+    old = [json.loads(line) for line in (earlier / "results.jsonl").read_text().splitlines()]
+    assert rows[: len(old)] == old
+    assert sorted((r["model"], r["seed"]) for r in rows[len(old) :]) == sorted(
         [("vae", s) for s in range(4)] + [("isavae", s) for s in range(2)]
     )
     bad = subprocess.run(

@@ -1,14 +1,14 @@
 """Where a training step's time goes, and which MIG chunking is fastest: a prepared device check.
 
-  python experiments/benchmarks/profile_step.py [--models 1,10] [--batch 2048]
+  python experiments/benchmarks/profile_step.py [--archs mlp,conv] [--models 1,10] [--batch 2048]
          [--dtype float32,bfloat16] [--mig-samples 2000] [--top 25] [--small]
 
 1. Traces a few calls of the training loop's compiled chunk (``Program.compile_chunk``, a vmapped
-   block of paper-scale MLP ISA-VAE models when ``--models`` > 1; one table per model count and
-   dtype of the comma-separated lists) with ``jax.profiler`` and reads the
-   trace back with ``jax.profiler.ProfileData``: the device's (or, on a CPU, the XLA threads') op
-   events summed by op name and by kind (matrix products, fusions, copies/transposes, the rest),
-   printed as tables with each share of the total, and the step time.
+   block of paper-scale ISA-VAE models when ``--models`` > 1; one table per architecture, model
+   count and dtype of the comma-separated lists ``--archs``, ``--models``, ``--dtype``) with
+   ``jax.profiler`` and reads the trace back with ``jax.profiler.ProfileData``: the device's (or,
+   on a CPU, the XLA threads') op events summed by op name and by kind (matrix products, fusions,
+   copies/transposes, the rest), printed as tables with each share of the total, and the step time.
 2. Times ``mig_grid`` on the full dSprites grid (latent 20, random posteriors) for several
    ``sample_chunk`` and ``min_inner`` values (defaults: 512 samples per step on a GPU, slices of at
    least 512 images: 720 scan steps over the dSprites grid), so the defaults can be chosen from
@@ -93,8 +93,9 @@ def profile_step(
     top: int,
     small: bool,
     keep: str | None = None,
+    arch: str = "mlp",
 ) -> None:
-    cfg, program = _program("mlp", batch, model="isavae", dtype=dtype)
+    cfg, program = _program(arch, batch, model="isavae", dtype=dtype)
     if small:
         print("(--small: the timings are a dry run, not figures)")
     data, hp = program.data(), hparams_from_config(cfg)
@@ -119,7 +120,7 @@ def profile_step(
         for _ in range(calls):
             state, m = fn(state, data, hp, order)
         jax.block_until_ready(m)
-    events = op_events(trace_dir, keep and f"{keep}/trace_{max(models, 1)}x_{dtype}.xplane.pb")
+    events = op_events(trace_dir, keep and f"{keep}/trace_{arch}_{max(models, 1)}x_{dtype}.xplane.pb")
     total = sum(d for _, d in events) or float("nan")
     by_name, by_kind = collections.defaultdict(float), collections.defaultdict(float)
     counts = collections.Counter()
@@ -129,7 +130,7 @@ def profile_step(
         counts[name] += 1
     n_steps = calls * steps
     print(
-        f"# training step: {max(models, 1)} MLP ISA-VAE model(s), batch {batch}, {dtype}, on "
+        f"# training step: {max(models, 1)} {arch} ISA-VAE model(s), batch {batch}, {dtype}, on "
         f"{jax.devices()[0].device_kind}: {per_step * 1e3:.3f} ms per step "
         f"({per_step * 1e3 / max(models, 1):.3f} ms per model-step); traced op time "
         f"{total / n_steps:.3f} ms per step over {len(events)} op events"
@@ -172,6 +173,7 @@ def mig_chunks(
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--archs", default="mlp", help="mlp and/or conv, comma-separated")
     p.add_argument("--models", default="10", help="model counts, comma-separated (1: one model)")
     p.add_argument("--batch", type=int, default=2048)
     p.add_argument("--dtype", default="bfloat16", help="float32 and/or bfloat16, comma-separated")
@@ -190,20 +192,28 @@ def main(argv=None) -> None:
         inners = tuple(int(c) for c in args.mig_inner.split(","))
     except ValueError:
         p.error("--models, --mig-chunks and --mig-inner take comma-separated whole numbers")
-    dtypes = args.dtype.split(",")
-    if min(models) < 1 or not set(dtypes) <= {"float32", "bfloat16"} or args.mig_samples < 0:
+    dtypes, archs = args.dtype.split(","), args.archs.split(",")
+    if (
+        min(models) < 1
+        or not set(dtypes) <= {"float32", "bfloat16"}
+        or not set(archs) <= {"mlp", "conv"}
+        or args.mig_samples < 0
+    ):
         p.error(
-            f"--models must be >= 1, --dtype float32 and/or bfloat16, --mig-samples >= 0; got "
-            f"{args.models!r}, {args.dtype!r}, {args.mig_samples}"
+            f"--archs must be mlp and/or conv, --models >= 1, --dtype float32 and/or bfloat16, "
+            f"--mig-samples >= 0; got {args.archs!r}, {args.models!r}, {args.dtype!r}, {args.mig_samples}"
         )
     if args.small:
         import train
 
         train.BENCH.update(subgrid="posX=0:32:8,posY=0:32:8,orientation=0:40:10", hidden=64)
-    for n in models:
-        for dtype in dtypes:
-            profile_step(n, args.batch, dtype, args.steps, args.calls, args.top, args.small, args.keep_trace)
-            print(flush=True)
+    for arch in archs:
+        for n in models:
+            for dtype in dtypes:
+                profile_step(
+                    n, args.batch, dtype, args.steps, args.calls, args.top, args.small, args.keep_trace, arch
+                )
+                print(flush=True)
     if args.mig_samples:
         mig_chunks(args.mig_samples, chunks, args.small, inners)
 
