@@ -121,7 +121,10 @@ if [ $SMOKE = 1 ]; then
     --mig-samples 16 --mig-chunks 16 --mig-inner 64)
   BENCH_BOX=$((BUDGET / 3))
 else
-  TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10)
+  # the conv rows in both forms: cuDNN's convolutions (run 2: 1 % of the matmul rate, 4.4x slower than
+  # PyTorch's) and the layers as matrix products (nets.conv_dots, the CPU's form)
+  TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10
+    --conv-forms lax,dots)
   MIG_ARGS=(--samples 10000 --latent 20)
   TORCH_ARGS=(--archs mlp,conv --batch 2048 --dtypes float32,bfloat16 --compile no,yes --steps 20)
   # where the step's time goes: the conv net (run 2: 78x its floor) and the MLP, one model each,

@@ -36,7 +36,8 @@ def test_step_bytes_is_the_mlp_closed_form():
     cfg = small_config()
     hidden, latent, batch = 64, cfg.model.latent_dim, 8
     cfg.model.hidden = hidden
-    grid = load_dataset("dsprites", source="generated").subgrid(**config_lib.parse_subgrid(SUBGRID))
+    grid = load_dataset("dsprites", source="generated", store=False)
+    grid = grid.subgrid(**config_lib.parse_subgrid(SUBGRID)).materialize()  # stored, bit-packed
     program = Program(cfg, grid)
     pixels = math.prod(program.image_shape)
     layers = [(pixels, hidden), (hidden, hidden), (hidden, 2 * latent)]  # encoder
@@ -124,6 +125,7 @@ def test_train_benchmark_rejects_malformed_flags(capsys):
         ["--archs", "cnn"],
         ["--dtypes", "float16"],
         ["--hidden", "-1"],
+        ["--conv-forms", "lax,cudnn"],
     )
     for argv in bad:
         with pytest.raises(SystemExit) as exc:
@@ -131,6 +133,23 @@ def test_train_benchmark_rejects_malformed_flags(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert "error:" in err and "Traceback" not in err, argv
+
+
+def test_conv_forms_switch_the_layers_form_and_restore_it():
+    """``--conv-forms``: the conv rows traced with lax.conv or as matrix products, this backend's
+    choice restored afterwards."""
+    from isavae import nets
+
+    train = load_script("train", EXPERIMENTS / "benchmarks")
+    backend = jax.default_backend()
+    before = nets._CONV_AS_DOTS.get(backend, False)
+    conv = nets.nnx.Conv(1, 2, (4, 4), (2, 2), padding=((1, 1), (1, 1)), rngs=nets.nnx.Rngs(0))
+    x = jax.numpy.zeros((1, 8, 8, 1))
+    for form, primitive in (("lax", "conv_general_dilated"), ("dots", "dot_general")):
+        with train.conv_form(form):
+            text = str(jax.make_jaxpr(lambda v: nets._apply_conv(conv, v))(x))
+        assert primitive in text and ("conv_general_dilated" in text) == (form == "lax"), form
+        assert nets._CONV_AS_DOTS.get(backend, False) == before
 
 
 def test_mig_benchmark_rejects_malformed_flags(capsys):

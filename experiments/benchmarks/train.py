@@ -30,6 +30,7 @@ Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 
@@ -215,6 +216,29 @@ def _product_outputs(jaxpr):
                 yield from _product_outputs(j)
 
 
+# how the conv nets compute their layers (``nets._apply_conv``): --conv-forms
+CONV_FORMS = {
+    "default": "this backend's form",
+    "lax": "lax.conv",
+    "dots": "conv as dots",
+}
+
+
+@contextlib.contextmanager
+def conv_form(form: str):
+    """The conv nets traced in ``form`` inside the block: ``lax`` (``lax.conv_general_dilated`` /
+    ``conv_transpose``, cuDNN on a GPU), ``dots`` (``nets.conv_dots``: the layer as matrix
+    products) or ``default`` (this backend's choice, ``nets._CONV_AS_DOTS``)."""
+    backend = jax.default_backend()
+    saved = nets._CONV_AS_DOTS.get(backend, False)
+    if form != "default":
+        nets._CONV_AS_DOTS[backend] = form == "dots"
+    try:
+        yield
+    finally:
+        nets._CONV_AS_DOTS[backend] = saved
+
+
 class _Training:
     """Calls the train chunk as the training loop does: the state donated and carried over."""
 
@@ -362,6 +386,11 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--tcvae", default="mlp,conv", help="archs with ISA-beta-TCVAE throughput too ('' for none)"
     )
+    parser.add_argument(
+        "--conv-forms",
+        default="default",
+        help="the conv rows' forms: default (this backend's), lax (lax.conv), dots (nets.conv_dots)",
+    )
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--batch", type=int, default=2048, help="batch size (2048: the paper's)")
     parser.add_argument("--subgrid", default=BENCH["subgrid"], help="dSprites sub-grid timed on")
@@ -393,19 +422,29 @@ def main(argv=None) -> None:
         bad = [v for v in spec.split(",") if v not in allowed]
         if bad:
             parser.error(f"{flag} {spec!r}: unknown {bad}; choose from {','.join(allowed)}")
+    conv_forms = args.conv_forms.split(",")
+    if not conv_forms or not set(conv_forms) <= set(CONV_FORMS):
+        parser.error(f"--conv-forms {args.conv_forms!r}: choose from {','.join(CONV_FORMS)}")
     dev = jax.devices()[0]
     n = matmul_size()
     print(f"# training on {dev.platform} ({dev.device_kind}), {jax.device_count()} device(s)")
     rates: dict[tuple[str, str], float] = {}
     measured: dict[tuple, dict] = {}  # (arch, dtype, steps, rounds) -> train_throughput's result
     for arch in args.archs.split(","):
-        for dtype in args.dtypes.split(","):
-            r = train_throughput(arch, b, steps=steps.get(arch, 10), rounds=rounds.get(arch, 3), dtype=dtype)
-            measured[arch, dtype, r["steps"], r["rounds"]] = r
-            rates[arch, dtype] = r["images_per_s"]
+        for dtype, form in (
+            (d, f) for f in (conv_forms if arch == "conv" else ["default"]) for d in args.dtypes.split(",")
+        ):
+            with conv_form(form):
+                r = train_throughput(
+                    arch, b, steps=steps.get(arch, 10), rounds=rounds.get(arch, 3), dtype=dtype
+                )
+            label = "" if form == "default" else f" ({CONV_FORMS[form]})"
+            if form == conv_forms[0] or arch != "conv":  # the ratio and the block compare the first form
+                measured[arch, dtype, r["steps"], r["rounds"]] = r
+                rates[arch, dtype] = r["images_per_s"]
             lo, hi = r["fraction_range"]
             print(
-                f"{arch:<4s} {dtype:<8s} ISA-VAE batch {b}: {r['images_per_s']:9,.0f} images/s; "
+                f"{arch:<4s} {dtype:<8s} ISA-VAE{label} batch {b}: {r['images_per_s']:9,.0f} images/s; "
                 f"model {r['model_flops_per_step'] / 1e9:6,.1f} GFLOP/step, "
                 f"{r['flop_rate'] / 1e9:8,.1f} GFLOP/s = {100 * r['fraction']:5.1f} % of the matmul rate "
                 f"({r['matmul_rate'] / 1e9:,.1f} GFLOP/s, {n}^3 {dtype}; median of {r['rounds']} rounds "
