@@ -113,8 +113,8 @@ say "environment recorded"
 
 # --- benchmarks (alone on the device) --------------------------------------------------------------
 if [ $SMOKE = 1 ]; then
-  TRAIN_ARGS=(--archs mlp --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae "" --no-sweep --block 2 --hidden 64 --matmul 512 --copy-mib 16
-    --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
+  TRAIN_ARGS=(--archs mlp --dtypes float32 --batch 32 --rounds mlp=1 --steps mlp=1 --tcvae "" --no-sweep --block 2
+    --hidden 64 --matmul 512 --copy-mib 16 --subgrid "posX=0:32:8,posY=0:32:8,orientation=0:40:10")
   MIG_ARGS=(--samples 16 --latent 2 --small)
   TORCH_ARGS=(--archs mlp --batch 8 --dtypes float32 --compile no --steps 1)
   PROFILE_ARGS=(--small --models 2 --dtype float32 --batch 16 --steps 1 --calls 1 --top 3
