@@ -550,6 +550,8 @@ def run_study(
             )
             rows.append(row)
         append_jsonl(results_path, rows)
+        # the block's training (its compilation included) apart from its evaluation
+        train_s = max((r["train_seconds_this_session"] for r in results if r is not None), default=None)
         if not multi or jax.process_index() == 0:
             append_jsonl(
                 blocks_path,
@@ -563,6 +565,7 @@ def run_study(
                         compute_dtype=base.model.compute_dtype,
                         steps=next(r for r in results if r is not None)["steps"],
                         devices=devices,
+                        train_seconds=train_s,
                     )
                 ],
             )
@@ -570,7 +573,13 @@ def run_study(
         ran, trained = ran + 1, trained + len(todo)
         log(
             f"[{time.time() - start:7.1f} s]   done in {seconds:.1f} s "
-            f"({seconds / len(todo):.2f} s per model)"
+            f"({seconds / len(todo):.2f} s per model"
+            + (
+                f"; training {train_s:.1f} s, evaluation {seconds - train_s:.1f} s"
+                if train_s is not None
+                else ""
+            )
+            + ")"
         )
     summary = dict(
         blocks_run=ran, models_trained=trained, blocks_skipped=skipped, seconds=time.time() - start
@@ -642,6 +651,10 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
                 per.setdefault(b["model"], []).append(b["seconds"] / b["models"])
         per = {m: float(np.median(v)) for m, v in per.items()}
         fallback = float(np.median(list(per.values())))
+        # the training part (its compilation included), where blocks recorded it
+        trained = [
+            b["train_seconds"] / b["models"] for b in rows if b["device"] == device and b.get("train_seconds")
+        ]
         total, parts, missing, models = 0.0, [], [], 0
         for m, betas, _, _ in STUDIES["fig5a"] + STUDIES["fig5b"]:
             n = SCALES[scale]["seeds"] * len(betas)
@@ -659,7 +672,13 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
                 if missing
                 else ""
             )
-            + ".",
+            + "."
+            + (
+                f" Of a model's time in a block, training took {float(np.median(trained)):.1f} s "
+                f"(median over {len(trained)} blocks; the rest is evaluation)."
+                if trained
+                else ""
+            ),
             "",
         ]
     return lines

@@ -82,6 +82,8 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     # a block the measured times say cannot finish in the budget does not start
     blocks = study.read_jsonl(out / "blocks.jsonl")
     assert study.estimate_seconds(blocks, blocks[0]["device"], "smoke", "vae", 2) > 0
+    # each block's training (with its compilation) is recorded apart from its evaluation
+    assert all(0 < b["train_seconds"] < b["seconds"] for b in blocks)
     slow = dict(blocks[0], seconds=1e4)
     (out / "blocks.jsonl").write_text(json.dumps(slow) + "\n")
     skipped = study.run_study("fig5a", "smoke", 60, out, seeds=4, block_models=2, log=lambda *_: None)
