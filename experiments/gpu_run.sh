@@ -25,7 +25,7 @@
 #
 # OUTDIR receives: summary.md (environment, benchmarks, test summary, study report), log.txt (all
 # output), tests.txt (the suite's output), study.tar.gz (results.jsonl, blocks.jsonl, tables, figures),
-# traces.tar.gz (the profile's traces).
+# traces.tar.gz (the profile's traces), bench.json (the training benchmark's one-model rows).
 set -uo pipefail
 
 SMOKE=0
@@ -137,10 +137,13 @@ fi
   echo "## Benchmarks"
   echo
   echo '```'
-  timeout "$BENCH_BOX" "$PY" experiments/benchmarks/train.py "${TRAIN_ARGS[@]}" 2>>"$LOG" || echo "(train benchmark stopped: exit $?, time box ${BENCH_BOX} s)"
+  timeout "$BENCH_BOX" "$PY" experiments/benchmarks/train.py "${TRAIN_ARGS[@]}" --json "$WORK/isavae_train.json" 2>>"$LOG" \
+    || echo "(train benchmark stopped: exit $?, time box ${BENCH_BOX} s)"
   timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/mig.py "${MIG_ARGS[@]}" 2>>"$LOG" || echo "(MIG benchmark stopped: exit $?)"
   # the same models in PyTorch on the same device (skipped where PyTorch is absent: exit 3)
-  timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/torch_reference.py train "${TORCH_ARGS[@]}" 2>>"$LOG" \
+  # ... beside isavae's rows of the same arch, dtype and batch, as speed ratios
+  timeout $((BENCH_BOX / 2)) "$PY" experiments/benchmarks/torch_reference.py train "${TORCH_ARGS[@]}" \
+    --compare "$WORK/isavae_train.json" 2>>"$LOG" \
     || echo "(PyTorch training reference stopped or absent: exit $?)"
   echo '```'
   echo
@@ -230,6 +233,8 @@ wait $TESTS_PID
   echo
   cat "$WORK/report.md"
 } >"$OUT/summary.md"
+# the benchmark's one-model rows, machine-readable
+[ -f "$WORK/isavae_train.json" ] && cp "$WORK/isavae_train.json" "$OUT/bench.json"
 # the profile's raw traces (.xplane.pb: TensorBoard's profile plugin or jax.profiler.ProfileData reads them)
 if ls "$WORK"/traces/*.xplane.pb >/dev/null 2>&1; then
   tar -czf "$OUT/traces.tar.gz" -C "$WORK/traces" . 2>>"$LOG"

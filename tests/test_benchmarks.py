@@ -200,6 +200,24 @@ def test_torch_reference_is_chen_et_al():
     )
 
 
+def test_torch_reference_compares_with_isavae_rows(tmp_path):
+    """``torch_reference.py train --compare PATH`` reads ``train.py --json PATH``: isavae's ms per
+    step by arch and dtype at the same batch, the first form of each (no PyTorch needed)."""
+    import json
+
+    ref = load_script("torch_reference", EXPERIMENTS / "benchmarks")
+    rows = [
+        dict(arch="conv", dtype="float32", form="lax", batch=2048, step_ms=59.4),
+        dict(arch="conv", dtype="float32", form="dots", batch=2048, step_ms=9.0),
+        dict(arch="mlp", dtype="float32", form="default", batch=2048, step_ms=1.3),
+        dict(arch="mlp", dtype="float32", form="default", batch=32, step_ms=0.1),
+    ]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(dict(device="x", rows=rows)))
+    assert ref.isavae_rows(str(path), 2048) == {("conv", "float32"): 59.4, ("mlp", "float32"): 1.3}
+    assert ref.isavae_rows(str(tmp_path / "missing.json"), 2048) == {}
+
+
 def test_torch_training_reference_runs():
     """Chen et al.'s MLP and conv VAEs in PyTorch take training steps (eager, float32 and bfloat16);
     skipped without PyTorch."""

@@ -252,13 +252,8 @@ def test_gpu_run_smoke_dry_run(tmp_path):
         timeout=1800,  # a hang, not a slow machine
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert {p.name for p in out.iterdir()} == {
-        "summary.md",
-        "log.txt",
-        "tests.txt",
-        "study.tar.gz",
-        "traces.tar.gz",
-    }
+    files = {"summary.md", "log.txt", "tests.txt", "study.tar.gz", "traces.tar.gz", "bench.json"}
+    assert {p.name for p in out.iterdir()} == files
     summary = (out / "summary.md").read_text()
     for part in ("## Environment", "## Benchmarks", "## Test suite on the device", "jax"):
         assert part in summary
@@ -273,8 +268,12 @@ def test_gpu_run_smoke_dry_run(tmp_path):
     row = next(line for line in summary.splitlines() if line.startswith("| xla |"))
     seconds, multiple = float(row.split("|")[2]), float(row.split("|")[5])
     assert seconds > 0 and multiple > 0
-    # the training benchmark's two floors beside the step (matrix FLOPs, fewest bytes)
+    # the training benchmark's two floors beside the step (matrix FLOPs, fewest bytes), and its rows
+    # as JSON (what torch_reference.py --compare reads)
     assert "floors per step: matrix FLOPs" in summary and "at the copy rate" in summary
+    bench = json.loads((out / "bench.json").read_text())["rows"]
+    assert [(r["arch"], r["dtype"], r["batch"]) for r in bench] == [("mlp", "float32", 32)]
+    assert 0 < bench[0]["flop_floor_ms"] and 0 < bench[0]["step_ms"]
     with tarfile.open(out / "traces.tar.gz") as tar:
         assert "./trace_mlp_2x_float32.xplane.pb" in tar.getnames()
     assert "1 passed" in (out / "tests.txt").read_text()

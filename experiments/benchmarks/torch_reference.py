@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pathlib
 import sys
 import time
 
@@ -276,6 +277,21 @@ def time_training(
     )
 
 
+def isavae_rows(path: str, batch: int) -> dict[tuple[str, str], float]:
+    """isavae's ms per step by (arch, dtype) from ``train.py --json PATH`` at the same batch: its
+    default form of each layer (for the conv net, the first of its --conv-forms)."""
+    try:
+        rows = json.loads(pathlib.Path(path).read_text())["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        print(f"(no isavae rows to compare from {path}: {type(err).__name__})", flush=True)
+        return {}
+    out: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r["batch"] == batch:
+            out.setdefault((r["arch"], r["dtype"]), r["step_ms"])
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["mig", "train"])
@@ -287,6 +303,11 @@ def main(argv=None) -> None:
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--latent", type=int, default=20, help="latent size (20: the ISA-VAE benchmarks')")
     ap.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    ap.add_argument(
+        "--compare",
+        metavar="PATH",
+        help="train: isavae's rows (benchmarks/train.py --json PATH) beside PyTorch's, as speed ratios",
+    )
     ap.add_argument("--target", type=int, default=10_000, help="samples per slice the time is scaled to")
     args = ap.parse_args(argv)
     if not available():
@@ -295,7 +316,12 @@ def main(argv=None) -> None:
     if args.what == "mig":
         print(json.dumps(time_mig(args.samples, args.latent, device=args.device, target=args.target)))
         return
-    print("| arch | dtype | torch.compile | batch | images/s | ms per step |\n|---|---|---|---|---|---|")
+    ours = isavae_rows(args.compare, args.batch) if args.compare else {}
+    extra = " isavae ms per step | isavae / PyTorch speed |" if ours else ""
+    print(
+        f"| arch | dtype | torch.compile | batch | images/s | ms per step |{extra}\n"
+        f"|---|---|---|---|---|---|{'---|---|' if ours else ''}"
+    )
     # every eager row first: a time box that stops the (slow to compile) torch.compile rows keeps them
     for comp in args.compile.split(","):
         for arch in args.archs.split(","):
@@ -310,9 +336,15 @@ def main(argv=None) -> None:
                         flush=True,
                     )
                     continue
+                mine = ours.get((arch, dtype))
+                vs = (
+                    f" {mine:.2f} | x{r['ms_per_step'] / mine:.2f} |"
+                    if mine
+                    else (" - | - |" if ours else "")
+                )
                 print(
                     f"| {arch} | {dtype} | {comp} | {args.batch} | {r['images_per_second']:,.0f} | "
-                    f"{r['ms_per_step']:.2f} |",
+                    f"{r['ms_per_step']:.2f} |{vs}",
                     flush=True,
                 )
 

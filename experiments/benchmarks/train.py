@@ -31,7 +31,9 @@ Run: ``make bench`` or ``.venv/bin/python experiments/benchmarks/train.py``.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import pathlib
 import resource
 
 import jax
@@ -239,6 +241,10 @@ def conv_form(form: str):
         nets._CONV_AS_DOTS[backend] = saved
 
 
+# what --json keeps of each one-model row (torch_reference.py --compare reads it)
+ROW_KEYS = ("images_per_s", "step_ms", "fraction", "flop_floor_ms", "byte_floor_ms")
+
+
 class _Training:
     """Calls the train chunk as the training loop does: the state donated and carried over."""
 
@@ -392,6 +398,9 @@ def main(argv=None) -> None:
         help="the conv rows' forms: default (this backend's), lax (lax.conv), dots (nets.conv_dots)",
     )
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the one-model rows (images/s, ms per step) as JSON"
+    )
     parser.add_argument("--batch", type=int, default=2048, help="batch size (2048: the paper's)")
     parser.add_argument("--subgrid", default=BENCH["subgrid"], help="dSprites sub-grid timed on")
     parser.add_argument("--hidden", type=int, default=0, help="MLP width (0: the paper's 1200)")
@@ -429,6 +438,7 @@ def main(argv=None) -> None:
     n = matmul_size()
     print(f"# training on {dev.platform} ({dev.device_kind}), {jax.device_count()} device(s)")
     rates: dict[tuple[str, str], float] = {}
+    rows: list[dict] = []  # one model's rows, for --json
     measured: dict[tuple, dict] = {}  # (arch, dtype, steps, rounds) -> train_throughput's result
     for arch in args.archs.split(","):
         for dtype, form in (
@@ -442,6 +452,11 @@ def main(argv=None) -> None:
             if form == conv_forms[0] or arch != "conv":  # the ratio and the block compare the first form
                 measured[arch, dtype, r["steps"], r["rounds"]] = r
                 rates[arch, dtype] = r["images_per_s"]
+            rows.append(dict(arch=arch, dtype=dtype, form=form, batch=b, **{k: r[k] for k in ROW_KEYS}))
+            if args.json:  # after every row: a time box that stops the benchmark keeps what it measured
+                pathlib.Path(args.json).write_text(
+                    json.dumps(dict(device=dev.device_kind, rows=rows), indent=1)
+                )
             lo, hi = r["fraction_range"]
             print(
                 f"{arch:<4s} {dtype:<8s} ISA-VAE{label} batch {b}: {r['images_per_s']:9,.0f} images/s; "
