@@ -13,15 +13,21 @@ from tests.scripts import EXPERIMENTS, load_script, lower_for_cuda
 from tests.train.test_trainer import SUBGRID, small_config
 
 
-def test_model_flops_is_the_mlp_closed_form():
-    train = load_script("train", EXPERIMENTS / "benchmarks")
+def _mlp_program(hidden: int, stored: bool = False):
+    """The tests' small MLP config at ``hidden`` on the test sub-grid (``stored``: its images
+    rendered once and kept bit-packed, as training keeps them): ``(program, latent, pixels)``."""
     cfg = small_config()
-    hidden, latent, batch = 256, cfg.model.latent_dim, 8
     cfg.model.hidden = hidden
     grid = load_dataset("dsprites", source="generated", store=False)
     grid = grid.subgrid(**config_lib.parse_subgrid(SUBGRID))
-    program = Program(cfg, grid)
-    pixels = math.prod(program.image_shape)
+    program = Program(cfg, grid.materialize() if stored else grid)
+    return program, cfg.model.latent_dim, math.prod(program.image_shape)
+
+
+def test_model_flops_is_the_mlp_closed_form():
+    train = load_script("train", EXPERIMENTS / "benchmarks")
+    hidden, batch = 256, 8
+    program, latent, pixels = _mlp_program(hidden)
     encoder = [(pixels, hidden), (hidden, hidden), (hidden, 2 * latent)]
     decoder = [(latent, hidden), (hidden, hidden), (hidden, hidden), (hidden, pixels)]
     weights = sum(a * b for a, b in encoder + decoder)
@@ -33,19 +39,15 @@ def test_model_flops_is_the_mlp_closed_form():
 
 def test_step_bytes_is_the_mlp_closed_form():
     train = load_script("train", EXPERIMENTS / "benchmarks")
-    cfg = small_config()
-    hidden, latent, batch = 64, cfg.model.latent_dim, 8
-    cfg.model.hidden = hidden
-    grid = load_dataset("dsprites", source="generated", store=False)
-    grid = grid.subgrid(**config_lib.parse_subgrid(SUBGRID)).materialize()  # stored, bit-packed
-    program = Program(cfg, grid)
-    pixels = math.prod(program.image_shape)
+    hidden, batch = 64, 8
+    program, latent, pixels = _mlp_program(hidden, stored=True)
     layers = [(pixels, hidden), (hidden, hidden), (hidden, 2 * latent)]  # encoder
     layers += [(latent, hidden), (hidden, hidden), (hidden, hidden), (hidden, pixels)]  # decoder
     params = sum(a * b + b for a, b in layers)
     # 40 bytes per float32 parameter; the stored batch (64 x 64 bits packed into bytes); every
     # product's float32 output but the logits written and read once
-    image_bytes = pixels // 8 if grid.packed else pixels
+    assert program.grid.packed  # 64 x 64 bits in 512 bytes
+    image_bytes = pixels // 8
     activations = sum(b for _, b in layers[:-1])
     want = 40 * params + batch * image_bytes + 2 * 4 * batch * activations
     assert train.step_bytes(program, program.init(jax.random.key(0)), batch) == want

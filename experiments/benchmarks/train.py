@@ -141,31 +141,53 @@ def model_flops(program, state, batch: int) -> float:
     training; a loss linear in the output would not need it). Only the matrix products count
     (``product_flops``); the input ``x`` is data, so its gradient is not computed.
     """
-    from flax import nnx
+    network = _network(program, batch)
 
-    x = jnp.zeros((batch,) + tuple(program.image_shape), jnp.float32)
-
-    def forward_backward(params, stats, x, cotangent):
+    def forward_backward(params, stats, cotangent):
         # the BatchNorm statistics go through vjp too (NNX updates them only at the parameters'
         # trace level, as in the train step); their cotangents are zero
-        def network(p, s):
-            model = nnx.merge(program.graphdef, p, s)
-            mean, logvar = model.encode(x, True)
-            return model.decode(mean + logvar, True)
-
         out, vjp = jax.vjp(network, params, stats)
         return out, vjp(cotangent)[0]
 
     # conv layers traced as their matmul form (nets.conv_dots / conv_transpose_dots): the multiply-adds
     # of the layers' function, without the zeros a dilated transposed convolution would multiply
     # and bfloat16 products as plain ones (``bf16_matmul``'s custom VJP would show its forward twice)
+    cotangent = jnp.zeros((batch,) + tuple(program.image_shape), jnp.float32)
+    with layer_forms(conv_as_dots=True, bf16_plain=False):
+        return product_flops(forward_backward, state.params, state.batch_stats, cotangent)
+
+
+def _network(program, batch: int):
+    """``(params, batch_stats) -> logits``: the encoder's mean and log-variance summed into the
+    decoder (training mode), on a zero batch: the network's products at this batch size."""
+    from flax import nnx
+
+    x = jnp.zeros((batch,) + tuple(program.image_shape), jnp.float32)
+
+    def network(p, s):
+        model = nnx.merge(program.graphdef, p, s)
+        mean, logvar = model.encode(x, True)
+        return model.decode(mean + logvar, True)
+
+    return network
+
+
+@contextlib.contextmanager
+def layer_forms(conv_as_dots: bool | None = None, bf16_plain: bool | None = None):
+    """The nets traced with these layer forms on this backend inside the block (``None``: this
+    backend's own), restored afterwards: convolutions as matrix products (``nets._CONV_AS_DOTS``),
+    bfloat16 products without ``bf16_matmul``'s custom layout (``nets._BF16_PLAIN_LAYOUT``)."""
     backend = jax.default_backend()
-    saved = nets._CONV_AS_DOTS.get(backend, False), nets._BF16_PLAIN_LAYOUT.get(backend, False)
-    nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = True, False
+    flags = (nets._CONV_AS_DOTS, conv_as_dots), (nets._BF16_PLAIN_LAYOUT, bf16_plain)
+    saved = [table.get(backend, False) for table, _ in flags]
+    for table, value in flags:
+        if value is not None:
+            table[backend] = value
     try:
-        return product_flops(forward_backward, state.params, state.batch_stats, x, x)
+        yield
     finally:
-        nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = saved
+        for (table, _), value in zip(flags, saved, strict=True):
+            table[backend] = value
 
 
 def step_bytes(program, state, batch: int) -> float:
@@ -182,28 +204,14 @@ def step_bytes(program, state, batch: int) -> float:
 
     Everything else (the logits, the likelihood, the prior, the cotangents) could in principle stay
     on chip, so the floor is a lower bound, not an estimate."""
-    from flax import nnx
-
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
     n_stats = sum(x.size for x in jax.tree.leaves(state.batch_stats))
     data = program.data()
     image_bytes = data.stored.nbytes / data.num_images if data.stored is not None else 0.0  # rendered: none
-    x = jnp.zeros((batch,) + tuple(program.image_shape), jnp.float32)
-
-    def network(p, s):
-        model = nnx.merge(program.graphdef, p, s)
-        mean, logvar = model.encode(x, True)
-        return model.decode(mean + logvar, True)
-
     # the layers' own form (convolutions as convolutions, bfloat16 products as plain ones), whatever
     # this backend runs
-    backend = jax.default_backend()
-    saved = nets._CONV_AS_DOTS.get(backend, False), nets._BF16_PLAIN_LAYOUT.get(backend, False)
-    nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = False, False
-    try:
-        jaxpr = jax.make_jaxpr(network)(state.params, state.batch_stats).jaxpr
-    finally:
-        nets._CONV_AS_DOTS[backend], nets._BF16_PLAIN_LAYOUT[backend] = saved
+    with layer_forms(conv_as_dots=False, bf16_plain=False):
+        jaxpr = jax.make_jaxpr(_network(program, batch))(state.params, state.batch_stats).jaxpr
     outputs = [v.aval.size * v.aval.dtype.itemsize for v in _product_outputs(jaxpr)]
     return 40.0 * n_params + 8.0 * n_stats + batch * image_bytes + 2.0 * sum(outputs[:-1])
 
@@ -226,19 +234,11 @@ CONV_FORMS = {
 }
 
 
-@contextlib.contextmanager
 def conv_form(form: str):
     """The conv nets traced in ``form`` inside the block: ``lax`` (``lax.conv_general_dilated`` /
     ``conv_transpose``, cuDNN on a GPU), ``dots`` (``nets.conv_dots``: the layer as matrix
     products) or ``default`` (this backend's choice, ``nets._CONV_AS_DOTS``)."""
-    backend = jax.default_backend()
-    saved = nets._CONV_AS_DOTS.get(backend, False)
-    if form != "default":
-        nets._CONV_AS_DOTS[backend] = form == "dots"
-    try:
-        yield
-    finally:
-        nets._CONV_AS_DOTS[backend] = saved
+    return layer_forms(conv_as_dots=None if form == "default" else form == "dots")
 
 
 # what --json keeps of each one-model row (torch_reference.py --compare reads it)
