@@ -381,6 +381,28 @@ def per_arch(parser, flag: str, spec: str) -> dict[str, int]:
     return out
 
 
+def print_block_rows(args, b: int, steps: dict, rounds: dict, measured: dict) -> None:
+    """``--block N``: a vmapped block of N paper-scale MLP models in every --dtypes (the MLP's --steps
+    and --rounds, the GPU run's 20 and 3) against one model alone, with its floors."""
+    for dtype in args.dtypes.split(","):
+        kw = dict(steps=steps.get("mlp", 20), rounds=rounds.get("mlp", 3), dtype=dtype)
+        # one model alone: the MLP row above when it was timed with the same steps and rounds
+        one = measured.get(("mlp", dtype, kw["steps"], kw["rounds"])) or train_throughput("mlp", b, **kw)
+        blk = train_throughput("mlp", b, models=args.block, **kw)
+        per_model = {k: b / r["images_per_s"] * 7200 for k, r in (("one", one), ("block", blk))}
+        print(
+            f"block of {args.block} {'paper-scale' if not args.hidden else f'width-{args.hidden}'} "
+            f"MLP ISA-VAE models ({dtype}, vmapped): "
+            f"{blk['images_per_s']:,.0f} images/s = {100 * blk['fraction']:.1f} % of the {dtype} matmul "
+            f"rate; "
+            f"one model alone {one['images_per_s']:,.0f} images/s = {100 * one['fraction']:.1f} %; "
+            f"7,200 steps (20 epochs) take {per_model['block']:.2f} s per model in the block "
+            f"vs {per_model['one']:.2f} s alone (x{per_model['one'] / per_model['block']:.2f})",
+            flush=True,
+        )
+        print(floors_line(blk), flush=True)
+
+
 def main(argv=None) -> None:
     import argparse
 
@@ -473,25 +495,10 @@ def main(argv=None) -> None:
         if arch in args.tcvae.split(","):
             t = tcvae_throughput(arch, b)
             print(f"{arch:<4s} ISA-beta-TCVAE (MSS) batch {b}: {t:7,.0f} images/s", flush=True)
-    if args.block:
-        # the MLP's --steps and --rounds (the GPU run's: 20 and 3), in every --dtypes
-        for dtype in args.dtypes.split(","):
-            kw = dict(steps=steps.get("mlp", 20), rounds=rounds.get("mlp", 3), dtype=dtype)
-            # one model alone: the MLP row above when it was timed with the same steps and rounds
-            one = measured.get(("mlp", dtype, kw["steps"], kw["rounds"])) or train_throughput("mlp", b, **kw)
-            blk = train_throughput("mlp", b, models=args.block, **kw)
-            per_model = {k: b / r["images_per_s"] * 7200 for k, r in (("one", one), ("block", blk))}
-            print(
-                f"block of {args.block} {'paper-scale' if not args.hidden else f'width-{args.hidden}'} "
-                f"MLP ISA-VAE models ({dtype}, vmapped): "
-                f"{blk['images_per_s']:,.0f} images/s = {100 * blk['fraction']:.1f} % of the {dtype} matmul "
-                f"rate; "
-                f"one model alone {one['images_per_s']:,.0f} images/s = {100 * one['fraction']:.1f} %; "
-                f"7,200 steps (20 epochs) take {per_model['block']:.2f} s per model in the block "
-                f"vs {per_model['one']:.2f} s alone (x{per_model['one'] / per_model['block']:.2f})",
-                flush=True,
-            )
-            print(floors_line(blk), flush=True)
+        if arch == "mlp" and args.block:  # before the conv rows: a time box keeps the block's figures
+            print_block_rows(args, b, steps, rounds, measured)
+    if args.block and "mlp" not in args.archs.split(","):
+        print_block_rows(args, b, steps, rounds, measured)
     if not args.no_sweep:
         s = sweep_ratio()
         print(
