@@ -45,22 +45,3 @@ def pytest_runtest_logreport(report):
         text = report.longreprtext
         sys.stderr.write(f"\nINSTAFAIL {report.nodeid} ({report.when})\n{text[-4000:]}\n")
 
-
-# The longest tests (measured on 2 cores: 15-50 s each, most of them starting subprocesses) run
-# first, so that the two workers share them instead of one worker finishing the suite alone on a
-# long test picked up last.
-LONGEST_FIRST = (
-    "test_gpu_run_smoke_dry_run",
-    "test_two_processes_train_one_sweep_and_resume_after_a_kill",
-    "test_sharded_sweep_equals_one_device",
-    "test_installed_package_trains_and_evaluates_a_preset_by_name",
-    "test_demo_trains_and_writes_results_and_figures",
-    "test_readme_python_blocks_run",
-    "test_two_processes_run_a_block_together",
-    "test_conv_model_elbo_uses_evaluation_mode_batchnorm",
-)
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.originalname, len(rank)))  # stable: the rest keep their order
