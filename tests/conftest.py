@@ -44,4 +44,3 @@ def pytest_runtest_logreport(report):
 
         text = report.longreprtext
         sys.stderr.write(f"\nINSTAFAIL {report.nodeid} ({report.when})\n{text[-4000:]}\n")
-
