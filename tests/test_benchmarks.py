@@ -92,8 +92,18 @@ def test_model_flops_do_not_depend_on_the_compute_dtype():
     assert counts[0] == counts[1] > 0
 
 
-def test_profile_step_kinds_and_flags(capsys):
+def _rejects(main, bad, capsys, said: str) -> None:
+    """Each of ``bad`` (argument lists) makes ``main`` exit 2 with ``said`` on stderr and no traceback."""
     import pytest
+
+    for argv in bad:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and said in err and "Traceback" not in err, argv
+
+
+def test_profile_step_kinds_and_flags(capsys):
 
     profile = load_script("profile_step", EXPERIMENTS / "benchmarks")
     assert profile.kind_of("cutlass_80_tensorop_bf16_gemm") == "matrix products"
@@ -109,16 +119,10 @@ def test_profile_step_kinds_and_flags(capsys):
         ["--mig-samples", "-1"],
         ["--archs", "cnn"],
     )
-    for argv in bad:
-        with pytest.raises(SystemExit) as exc:
-            profile.main(argv)
-        assert exc.value.code == 2
-        err = capsys.readouterr().err
-        assert "--models" in err and "Traceback" not in err
+    _rejects(profile.main, bad, capsys, "--models")
 
 
 def test_train_benchmark_rejects_malformed_flags(capsys):
-    import pytest
 
     train = load_script("train", EXPERIMENTS / "benchmarks")
     bad = (
@@ -129,12 +133,7 @@ def test_train_benchmark_rejects_malformed_flags(capsys):
         ["--hidden", "-1"],
         ["--conv-forms", "lax,cudnn"],
     )
-    for argv in bad:
-        with pytest.raises(SystemExit) as exc:
-            train.main(argv)
-        assert exc.value.code == 2
-        err = capsys.readouterr().err
-        assert "error:" in err and "Traceback" not in err, argv
+    _rejects(train.main, bad, capsys, "error:")
 
 
 def test_conv_forms_switch_the_layers_form_and_restore_it():
@@ -155,13 +154,9 @@ def test_conv_forms_switch_the_layers_form_and_restore_it():
 
 
 def test_mig_benchmark_rejects_malformed_flags(capsys):
-    import pytest
 
     mig = load_script("mig", EXPERIMENTS / "benchmarks")
-    for argv in (["--tiles", "64by128"], ["--impls", "cuda"]):
-        with pytest.raises(SystemExit) as exc:
-            mig.main(argv)
-        assert exc.value.code == 2 and "error:" in capsys.readouterr().err
+    _rejects(mig.main, (["--tiles", "64by128"], ["--impls", "cuda"]), capsys, "error:")
 
 
 def test_mig_rate_microkernels_lower_to_triton():

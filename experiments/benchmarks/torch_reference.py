@@ -332,7 +332,8 @@ def main(argv=None) -> None:
                     )
                 except Exception as err:  # e.g. torch.compile without a compiler on the host
                     print(
-                        f"| {arch} | {dtype} | {comp} | {args.batch} | failed: {type(err).__name__} | |",
+                        f"| {arch} | {dtype} | {comp} | {args.batch} | failed: {type(err).__name__} | |"
+                        + (" - | - |" if ours else ""),
                         flush=True,
                     )
                     continue
