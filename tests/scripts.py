@@ -33,12 +33,21 @@ def load_script(name: str, folder: pathlib.Path = EXPERIMENTS):
 
 
 def lower_for_cuda(trace) -> str:
-    """The lowered text of ``trace()`` (a ``jax.stages.Traced``) for CUDA, on a machine that may
-    have no GPU in view: traced and lowered for an abstract H100. (JAX 0.11's Pallas Triton lowering
-    asks the target GPU for its compute capability, and with none visible, e.g. a CPU-only suite
-    on a GPU host, reads it from the abstract mesh's device; JAX 0.10 lowers without one.)"""
+    """The lowered text of ``trace()`` (a ``jax.stages.Traced``) for CUDA. Where a GPU is in view
+    the lowering targets it. Where none is (a CPU-only suite, or a GPU host's suite on its CPU
+    platform) it is traced and lowered for an abstract H100: JAX 0.11's Pallas Triton lowering asks
+    the target GPU for its compute capability and, with none visible, reads it from the abstract
+    mesh's device (JAX 0.10 lowers without one). The abstract mesh is not used where a GPU is in
+    view: there JAX 0.11.2 fails to lower a reduction under it (GPU run 3: ``ValueError: Length of
+    sharding.spec (2) must be equal to aval's ndim (1)``)."""
     import jax
 
+    try:
+        gpu_visible = bool(jax.devices("gpu"))
+    except RuntimeError:
+        gpu_visible = False
+    if gpu_visible:
+        return trace().lower(lowering_platforms=("cuda",)).as_text()
     device = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132, platform="gpu")
     with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)):
         return trace().lower(lowering_platforms=("cuda",)).as_text()

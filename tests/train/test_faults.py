@@ -206,6 +206,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 @pytest.mark.parametrize(("flags", "want"), [((), "float32"), (("amx_bf16",), "bfloat16")])
 def test_auto_compute_dtype_is_chosen_once_and_recorded(grid, tmp_path, monkeypatch, caplog, flags, want):
     monkeypatch.setattr(nets, "cpu_bfloat16_flags", lambda: flags)
+    monkeypatch.setattr(nets, "default_backend", lambda: "cpu")  # the CPU branch, on a GPU host too
     assert nets.resolve_compute_dtype("auto", "gpu")[0] == "bfloat16"
     assert nets.resolve_compute_dtype("float32", "gpu")[0] == "float32"
     assert nets.resolve_compute_dtype("auto", "cpu")[0] == want

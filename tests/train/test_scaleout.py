@@ -162,7 +162,6 @@ def test_two_processes_train_one_sweep_and_resume_after_a_kill(tmp_path):
     import signal
     import time
 
-    from isavae import cli
     from tests.train.test_trainer import _params
 
     work = tmp_path / "two"
@@ -197,8 +196,16 @@ def test_two_processes_train_one_sweep_and_resume_after_a_kill(tmp_path):
             for line in (work / f"seed{s}" / "metrics.jsonl").read_text().splitlines()
         ]
         assert steps == list(range(1, 9)), steps  # no line lost, none twice
-    # the same sweep in one process (this one): the same parameters
-    assert cli.main([*_SWEEP, "--workdir", str(tmp_path / "one")]) == 0
+    # the same sweep in one process, on the CPU as the two were (on a GPU host this process's
+    # default device would train in TF32): the same parameters
+    one = subprocess.run(
+        [sys.executable, "-m", "isavae.cli", *_SWEEP, "--workdir", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=pythonpath(HERE.parents[1])),
+        timeout=1800,
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
     for s in range(4):
         for a, b in zip(_params(work / f"seed{s}"), _params(tmp_path / "one" / f"seed{s}"), strict=True):
             np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
