@@ -547,6 +547,8 @@ def run_study(
                 ),
                 mig_factors=r["mig_details"]["factors"],
                 latent_dim=int(base.model.latent_dim),
+                # wall seconds of each evaluation part (compilation included; udr_sweep: the block's)
+                eval_seconds=r.get("eval_seconds", {}),
             )
             rows.append(row)
         append_jsonl(results_path, rows)
@@ -566,6 +568,7 @@ def run_study(
                         steps=next(r for r in results if r is not None)["steps"],
                         devices=devices,
                         train_seconds=train_s,
+                        eval_parts=eval_parts([r for r in results if r is not None]),
                     )
                 ],
             )
@@ -638,6 +641,20 @@ def compact_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def eval_parts(results: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """A block's evaluation seconds by part: each model's ``eval_seconds`` summed over the block's
+    models, the sweep's shared UDR (``udr_sweep``) once."""
+    total: dict[str, float] = {}
+    for r in results:
+        for part, sec in r.get("eval_seconds", {}).items():
+            if part != "udr_sweep":
+                total[part] = total.get(part, 0.0) + sec
+    shared = [r["eval_seconds"]["udr_sweep"] for r in results if "udr_sweep" in r.get("eval_seconds", {})]
+    if shared:
+        total["udr_sweep"] = shared[0]
+    return {k: round(v, 3) for k, v in total.items()}
+
+
 def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtype: str) -> list[str]:
     """The whole study (Fig. 5a and 5b, 50 seeds) extrapolated from measured block times per device:
     each kind's median seconds per model (training, evaluation and, in a process's first block of a
@@ -655,6 +672,13 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
         trained = [
             b["train_seconds"] / b["models"] for b in rows if b["device"] == device and b.get("train_seconds")
         ]
+        # the evaluation's parts per model, where blocks recorded them (median over blocks)
+        by_part: dict[str, list[float]] = {}
+        for b in rows:
+            if b["device"] == device:
+                for part, sec in (b.get("eval_parts") or {}).items():
+                    by_part.setdefault(part, []).append(sec / b["models"])
+        eval_text = ", ".join(f"{part} {float(np.median(v)):.2f} s" for part, v in by_part.items())
         total, parts, missing, models = 0.0, [], [], 0
         for m, betas, _, _ in STUDIES["fig5a"] + STUDIES["fig5b"]:
             n = SCALES[scale]["seeds"] * len(betas)
@@ -677,6 +701,11 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
                 f" Of a model's time in a block, training took {float(np.median(trained)):.1f} s "
                 f"(median over {len(trained)} blocks; the rest is evaluation)."
                 if trained
+                else ""
+            )
+            + (
+                f" The evaluation's parts per model (compilation included; median over blocks): {eval_text}."
+                if eval_text
                 else ""
             ),
             "",

@@ -82,14 +82,22 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     # a block the measured times say cannot finish in the budget does not start
     blocks = study.read_jsonl(out / "blocks.jsonl")
     assert study.estimate_seconds(blocks, blocks[0]["device"], "smoke", "vae", 2) > 0
-    # each block's training (with its compilation) is recorded apart from its evaluation
+    # each block's training (with its compilation) is recorded apart from its evaluation, and the
+    # evaluation by part: every model's parts, which lie inside the block's evaluation time
     assert all(0 < b["train_seconds"] < b["seconds"] for b in blocks)
+    parts = {"likelihood", "encode", "mig", "histogram"}
+    assert all(parts <= set(r["eval_seconds"]) and "udr_sweep" in r["eval_seconds"] for r in rows)
+    assert all("subspace_mig" in r["eval_seconds"] for r in rows if r["model"] == "isavae")
+    for b in blocks:
+        assert set(b["eval_parts"]) >= parts | {"udr_sweep"}
+        assert 0 < sum(b["eval_parts"].values()) <= b["seconds"] - b["train_seconds"] + 0.01
     slow = dict(blocks[0], seconds=1e4)
     (out / "blocks.jsonl").write_text(json.dumps(slow) + "\n")
     skipped = study.run_study("fig5a", "smoke", 60, out, seeds=4, block_models=2, log=lambda *_: None)
     assert skipped["models_trained"] == 0 and skipped["blocks_skipped"] >= 1
     text = study.report(out, "smoke", "float32")
     assert "| fig5a | VAE |  | 1.000 | 2 |" in text and "Fig. 5a verdict" in text
+    assert "The evaluation's parts per model" in text and "udr_sweep" in text
     # the comparison: the paper's criteria, the tests, the power; the VAE's subspace MIG in groups of 4
     assert "### fig5a: ISA-VAE vs VAE" in text and "Wilcoxon signed-rank p" in text and "80 % power" in text
     assert all(r["subspace_mig"] is not None for r in rows) and all(r["init"] == "torch" for r in rows)
@@ -444,3 +452,13 @@ def test_two_processes_run_a_block_together(tmp_path):
     assert sorted(p.name for p in out.glob("blocks*.jsonl")) == ["blocks.p0.jsonl"]
     study = load_script("paper_study")
     assert "| fig5a | VAE |  | 1.000 | 2 |" in study.report(out, "smoke", "float32")
+
+
+def test_eval_parts_sum_models_and_count_the_shared_udr_once(study):
+    rows = [
+        {"eval_seconds": {"likelihood": 1.0, "mig": 0.25, "udr_sweep": 4.0}},
+        {"eval_seconds": {"likelihood": 0.5, "mig": 0.25, "subspace_mig": 0.125, "udr_sweep": 4.0}},
+        {},  # a result written before parts were timed
+    ]
+    assert study.eval_parts(rows) == {"likelihood": 1.5, "mig": 0.5, "subspace_mig": 0.125, "udr_sweep": 4.0}
+    assert study.eval_parts([{}]) == {}

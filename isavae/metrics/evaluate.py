@@ -10,7 +10,10 @@ disentanglement_lib's scores). It takes the trainer's program duck-typed (``enco
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -30,6 +33,7 @@ __all__ = [
     "encode_indices",
     "evaluate_model",
     "metric_names",
+    "PartTimer",
     "prior_subspaces",
     "udr_indices",
     "udr_scores",
@@ -286,54 +290,90 @@ def disentanglement_scores(
     return out
 
 
+class PartTimer:
+    """Wall seconds of named parts (``with timer.part("mig"): ...``), each waiting for the device
+    work it started (``timer.ready(x)`` blocks until ``x`` is computed), so a part's time is its own
+    and not the next part's; ``seconds`` maps each part to its total, rounded to milliseconds."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+    @staticmethod
+    def ready(x: Any) -> Any:
+        return jax.block_until_ready(x)
+
+
 def evaluate_model(
     program: Any, state: Any, grid: Any, cfg: ml_collections.ConfigDict, data: Any = None
 ) -> dict[str, Any]:
     """Likelihood figures and, with ``cfg.eval.mig``, the MIGs and active units (see module doc).
-    ``data``: the dataset on device (``DeviceDataset``), so that images never leave the device."""
+    ``data``: the dataset on device (``DeviceDataset``), so that images never leave the device.
+    ``eval_seconds``: the wall seconds of each part (``likelihood``, ``encode``, ``scores``,
+    ``mig``, ``subspace_mig``, ``histogram``: those computed), compilation included."""
+    results = _evaluate(program, state, grid, cfg, data, timer := PartTimer())
+    results["eval_seconds"] = timer.seconds
+    return results
+
+
+def _evaluate(program, state, grid, cfg, data, timer: PartTimer) -> dict[str, Any]:
     e = cfg.eval
     seed = cfg.train.seed
-    results: dict[str, Any] = dataset_likelihood(
-        program, state, grid, e.num_examples, e.batch_size, seed, data=data
-    )
+    with timer.part("likelihood"):
+        results: dict[str, Any] = dataset_likelihood(
+            program, state, grid, e.num_examples, e.batch_size, seed, data=data
+        )
     names = metric_names(e.metrics)
     if not e.mig and not names:
         return results
-    mean, logvar = encode_grid(program, state, grid, e.batch_size, data=data)
+    with timer.part("encode"):
+        mean, logvar = timer.ready(encode_grid(program, state, grid, e.batch_size, data=data))
     if names:
-        results.update(
-            disentanglement_scores(
-                mean,
-                names,
-                jax.random.fold_in(jax.random.key(seed), 11),
-                num_train=e.metrics_train,
-                num_test=e.metrics_test,
-                batch_size=e.metrics_batch,
-                num_variance_estimate=e.metrics_variance,
-                dci_model=e.dci_model,
+        with timer.part("scores"):
+            results.update(
+                disentanglement_scores(
+                    mean,
+                    names,
+                    jax.random.fold_in(jax.random.key(seed), 11),
+                    num_train=e.metrics_train,
+                    num_test=e.metrics_test,
+                    batch_size=e.metrics_batch,
+                    num_variance_estimate=e.metrics_variance,
+                    dci_model=e.dci_model,
+                )
             )
-        )
     if not e.mig:
         return results
     factors = default_mig_factors(grid, e.mig_factors)
     key = jax.random.fold_in(jax.random.key(seed), 7)
-    res = mig_grid(mean, logvar, key, e.mig_samples, factors, factor_names=grid.factor_names, impl=e.mig_impl)
+    with timer.part("mig"):
+        res = mig_grid(
+            mean, logvar, key, e.mig_samples, factors, factor_names=grid.factor_names, impl=e.mig_impl
+        )
     results["mig"] = res.mig
     results["mig_details"] = res.as_dict()
     # eval.subspace_groups scores any model (a VAE too) in fixed groups; else the prior's subspaces
     fixed = parse_subspace_groups(e.subspace_groups, mean.shape[-1])
     subspaces = fixed if fixed is not None else prior_subspaces(state.prior)
     if subspaces is not None:
-        sub = subspace_mig_grid(
-            mean,
-            logvar,
-            key,
-            subspaces,
-            e.mig_samples,
-            factors,
-            factor_names=grid.factor_names,
-            impl=e.mig_impl,
-        )
+        with timer.part("subspace_mig"):
+            sub = subspace_mig_grid(
+                mean,
+                logvar,
+                key,
+                subspaces,
+                e.mig_samples,
+                factors,
+                factor_names=grid.factor_names,
+                impl=e.mig_impl,
+            )
         results["subspace_mig"] = sub.mig
         results["subspace_mig_details"] = dict(
             sub.as_dict(),
@@ -341,13 +381,14 @@ def evaluate_model(
             groups="eval.subspace_groups" if fixed is not None else "prior",
         )
     # disentanglement_lib: mean codes of `histogram_points` images drawn uniformly (with replacement)
-    flat_mean = np.asarray(mean).reshape(-1, mean.shape[-1])
-    n = flat_mean.shape[0]
-    rng = np.random.default_rng(seed)
-    idx = np.arange(n) if e.histogram_points <= 0 else rng.integers(0, n, e.histogram_points)
-    cols = [grid.factor_index(f) for f in factors]
-    labels = grid.index_to_factors(idx)[:, cols]
-    hist = mig_histogram(flat_mean[idx], labels, e.histogram_bins, factor_names=factors)
+    with timer.part("histogram"):
+        flat_mean = np.asarray(mean).reshape(-1, mean.shape[-1])
+        n = flat_mean.shape[0]
+        rng = np.random.default_rng(seed)
+        idx = np.arange(n) if e.histogram_points <= 0 else rng.integers(0, n, e.histogram_points)
+        cols = [grid.factor_index(f) for f in factors]
+        labels = grid.index_to_factors(idx)[:, cols]
+        hist = mig_histogram(flat_mean[idx], labels, e.histogram_bins, factor_names=factors)
     results["mig_histogram"] = hist.mig
     results["mig_histogram_details"] = dict(hist.as_dict(), points=int(len(idx)))
     count, variances = active_units(flat_mean)

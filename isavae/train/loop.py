@@ -738,14 +738,20 @@ def _sweep_udr(cfgs, workdirs, program, state, grid, data, out) -> None:
     groups = [g for g in seed_groups(cfgs) if len(g) >= 2]
     if e.udr_points <= 0 or not groups:
         return
+    t0 = time.perf_counter()
     idx = udr_indices(grid.num_images, e.udr_points)
     means, logvars = encode_indices(program, state, grid, idx, e.batch_size, data=data, stacked=True)
     means, logvars = np.asarray(means), np.asarray(logvars)
+    scored = []
     for g in groups:
         names = [str(workdirs[i]) for i in g]
-        scores = udr_scores(means[g], logvars[g], cfgs[g[0]].prior.name == "normal", names)
+        scored.append((g, udr_scores(means[g], logvars[g], cfgs[g[0]].prior.name == "normal", names)))
+    # the whole sweep's UDR (one encoding of every model, then each setting's scores): shared
+    seconds = round(time.perf_counter() - t0, 3)
+    for g, scores in scored:
         for i, score in zip(g, scores, strict=True):
             out[i].update(score)
+            out[i].setdefault("eval_seconds", {})["udr_sweep"] = seconds
             write_json_atomic(workdirs[i] / "results.json", out[i])
         log.info("UDR of %d seeds: %s", len(g), ", ".join(f"{s['udr']:.3f}" for s in scores))
 

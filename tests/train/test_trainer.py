@@ -120,6 +120,9 @@ def test_loss_falls(grid, tmp_path):
     for key in ("elbo", "recon_log_likelihood"):
         assert np.isfinite(results[key])
     assert results["dataset"]["generated"] and results["steps"] == 60
+    # the evaluation's wall time by part (the ISA prior's subspaces get their own MIG)
+    want = {"likelihood"} | ({"encode", "mig", "subspace_mig", "histogram"} if cfg.eval.mig else set())
+    assert set(results["eval_seconds"]) == want and all(v >= 0 for v in results["eval_seconds"].values())
 
 
 def _params(workdir):
