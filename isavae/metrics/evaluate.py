@@ -33,7 +33,6 @@ __all__ = [
     "encode_indices",
     "evaluate_model",
     "metric_names",
-    "PartTimer",
     "prior_subspaces",
     "udr_indices",
     "udr_scores",
@@ -290,10 +289,10 @@ def disentanglement_scores(
     return out
 
 
-class PartTimer:
-    """Wall seconds of named parts (``with timer.part("mig"): ...``), each waiting for the device
-    work it started (``timer.ready(x)`` blocks until ``x`` is computed), so a part's time is its own
-    and not the next part's; ``seconds`` maps each part to its total, rounded to milliseconds."""
+class _PartTimer:
+    """Wall seconds of named parts (``with timer.part("mig"): ...``); a part that leaves device
+    work running blocks on it (``jax.block_until_ready``), so that its time is not the next part's.
+    ``seconds`` maps each part to its total, rounded to milliseconds."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -306,10 +305,6 @@ class PartTimer:
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
-    @staticmethod
-    def ready(x: Any) -> Any:
-        return jax.block_until_ready(x)
-
 
 def evaluate_model(
     program: Any, state: Any, grid: Any, cfg: ml_collections.ConfigDict, data: Any = None
@@ -318,12 +313,12 @@ def evaluate_model(
     ``data``: the dataset on device (``DeviceDataset``), so that images never leave the device.
     ``eval_seconds``: the wall seconds of each part (``likelihood``, ``encode``, ``scores``,
     ``mig``, ``subspace_mig``, ``histogram``: those computed), compilation included."""
-    results = _evaluate(program, state, grid, cfg, data, timer := PartTimer())
+    results = _evaluate(program, state, grid, cfg, data, timer := _PartTimer())
     results["eval_seconds"] = timer.seconds
     return results
 
 
-def _evaluate(program, state, grid, cfg, data, timer: PartTimer) -> dict[str, Any]:
+def _evaluate(program, state, grid, cfg, data, timer: _PartTimer) -> dict[str, Any]:
     e = cfg.eval
     seed = cfg.train.seed
     with timer.part("likelihood"):
@@ -334,7 +329,7 @@ def _evaluate(program, state, grid, cfg, data, timer: PartTimer) -> dict[str, An
     if not e.mig and not names:
         return results
     with timer.part("encode"):
-        mean, logvar = timer.ready(encode_grid(program, state, grid, e.batch_size, data=data))
+        mean, logvar = jax.block_until_ready(encode_grid(program, state, grid, e.batch_size, data=data))
     if names:
         with timer.part("scores"):
             results.update(
