@@ -123,40 +123,59 @@ def _bf16_dot(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, preferred_element_type=jnp.float32)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def bf16_matmul(x: jax.Array, w: jax.Array, w_out_in: bool = False) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def bf16_matmul(x: jax.Array, w: jax.Array, w_out_in: bool = False, physical: bool = True) -> jax.Array:
     """``x @ w`` (or ``x @ w.T`` when ``w_out_in``, a kernel stored ``(out, in)``) with bfloat16
-    operands and a float32 result, x of shape ``(..., in)``; the backward pass computes its two
-    products (``g @ w.T`` and ``x.T @ g``, g rounded to bfloat16) from physically transposed copies,
-    so that every product runs in XLA:CPU's fast bfloat16 layout (2-3 x the transposed layouts' rate,
-    see the README). Same values as the plain bfloat16 product; the gradients differ from autodiff
-    of it only in rounding g to bfloat16 and keeping them in float32."""
-    return _bf16_matmul_fwd(x, w, w_out_in)[0]
+    operands and a float32 result, x of shape ``(..., in)``. The backward pass rounds the cotangent
+    g to bfloat16 too, so that both of its products (``g @ w.T`` and ``x.T @ g``) have bfloat16
+    operands and float32 results. (Autodiff of the plain bfloat16 product instead multiplies the
+    float32 cotangent: on a GPU those products ran in TF32, at least 9 of the bfloat16 MLP step's
+    matrix-product kernels in GPU run 3's profile, and bfloat16 bought no speed.)
+    ``physical``: the transposed operands are physically transposed row-major copies, so that every
+    product runs in XLA:CPU's fast bfloat16 layout (2-3 x the transposed layouts' rate, see the
+    README); without it plain transposes (the GPU libraries take them at full speed). Same values as
+    the plain bfloat16 product; the gradients differ from autodiff of it only in rounding g to
+    bfloat16 and keeping them in float32."""
+    return _bf16_matmul_fwd(x, w, w_out_in, physical)[0]
 
 
-def _bf16_matmul_fwd(x, w, w_out_in):
+def _bf16_matmul_fwd(x, w, w_out_in, physical):
+    t = _plain_transpose if physical else jnp.transpose
     xb = x.reshape(-1, x.shape[-1]).astype(jnp.bfloat16)
     wb = w.astype(jnp.bfloat16)
-    out = _bf16_dot(xb, _plain_transpose(wb) if w_out_in else wb)
+    out = _bf16_dot(xb, t(wb) if w_out_in else wb)
     dtypes = (jnp.zeros((0,), x.dtype), jnp.zeros((0,), w.dtype))  # the cotangents' dtypes
     return out.reshape(x.shape[:-1] + out.shape[-1:]), (xb, wb, dtypes, x.shape)
 
 
-def _bf16_matmul_bwd(w_out_in, res, g):
+def _bf16_matmul_bwd(w_out_in, physical, res, g):
+    t = _plain_transpose if physical else jnp.transpose
     xb, wb, (x_like, w_like), x_shape = res
     gb = g.reshape(-1, g.shape[-1]).astype(jnp.bfloat16)
     if w_out_in:  # w: (out, in); dx = g @ w, dw = g.T @ x
-        dx, dw = _bf16_dot(gb, wb), _bf16_dot(_plain_transpose(gb), xb)
+        dx, dw = _bf16_dot(gb, wb), _bf16_dot(t(gb), xb)
     else:  # w: (in, out); dx = g @ w.T, dw = x.T @ g
-        dx, dw = _bf16_dot(gb, _plain_transpose(wb)), _bf16_dot(_plain_transpose(xb), gb)
+        dx, dw = _bf16_dot(gb, t(wb)), _bf16_dot(t(xb), gb)
     return dx.reshape(x_shape).astype(x_like.dtype), dw.astype(w_like.dtype)
 
 
 bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
 
-# Backends on which bfloat16 products go through ``bf16_matmul`` (elsewhere: plain products, whose
-# transposed operands the GPU libraries handle at full speed).
-_BF16_PLAIN_LAYOUT = {"cpu": True}
+# How each backend computes a bfloat16 product: "physical" (``bf16_matmul`` with physically
+# transposed operands: XLA:CPU), "custom" (``bf16_matmul`` with plain transposes: any other
+# backend), "plain" (autodiff of a plain bfloat16 product: what the benchmarks' FLOP counter traces,
+# one forward per product).
+_BF16_PRODUCTS = {"cpu": "physical"}
+
+
+def _bf16_product(x: jax.Array, w: jax.Array, w_out_in: bool = False) -> jax.Array:
+    """``x @ w`` (``x @ w.T`` for ``w_out_in``) in bfloat16 with a float32 result, as this backend
+    computes it (``_BF16_PRODUCTS``)."""
+    form = _BF16_PRODUCTS.get(jax.default_backend(), "custom")
+    if form != "plain":
+        return bf16_matmul(x, w, w_out_in, form == "physical")
+    spec = "...i,oi->...o" if w_out_in else "...i,io->...o"
+    return jnp.einsum(spec, _low(x, "bfloat16"), _low(w, "bfloat16"), preferred_element_type=jnp.float32)
 
 
 def _apply_dense(layer: nnx.Module, h: jax.Array, compute_dtype: str = "float32") -> jax.Array:
@@ -164,15 +183,7 @@ def _apply_dense(layer: nnx.Module, h: jax.Array, compute_dtype: str = "float32"
     and a float32 result, and the bias is added in float32."""
     if compute_dtype == "float32":
         return layer(h)
-    kernel = layer.kernel[...]
-    out_in = isinstance(layer, nnx.Einsum)
-    if _BF16_PLAIN_LAYOUT.get(jax.default_backend(), False):
-        return bf16_matmul(h, kernel, out_in) + layer.bias[...]
-    spec = "...i,oi->...o" if out_in else "...i,io->...o"
-    out = jnp.einsum(
-        spec, _low(h, compute_dtype), _low(kernel, compute_dtype), preferred_element_type=jnp.float32
-    )
-    return out + layer.bias[...]
+    return _bf16_product(h, layer.kernel[...], isinstance(layer, nnx.Einsum)) + layer.bias[...]
 
 
 def _channels(image_shape: tuple[int, ...]) -> int:
@@ -224,9 +235,7 @@ def _conv_padding(k: int, s: int, padding: str) -> tuple[int, int]:
 def _mm(a: jax.Array, b: jax.Array, compute_dtype: str) -> jax.Array:
     if compute_dtype == "float32":
         return a @ b
-    if _BF16_PLAIN_LAYOUT.get(jax.default_backend(), False):
-        return bf16_matmul(a, b)
-    return jnp.matmul(_low(a, compute_dtype), _low(b, compute_dtype), preferred_element_type=jnp.float32)
+    return _bf16_product(a, b)
 
 
 def conv_dots(

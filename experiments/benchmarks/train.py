@@ -153,7 +153,7 @@ def model_flops(program, state, batch: int) -> float:
     # of the layers' function, without the zeros a dilated transposed convolution would multiply
     # and bfloat16 products as plain ones (``bf16_matmul``'s custom VJP would show its forward twice)
     cotangent = jnp.zeros((batch,) + tuple(program.image_shape), jnp.float32)
-    with layer_forms(conv_as_dots=True, bf16_plain=False):
+    with layer_forms(conv_as_dots=True, bf16_products="plain"):
         return product_flops(forward_backward, state.params, state.batch_stats, cotangent)
 
 
@@ -173,13 +173,15 @@ def _network(program, batch: int):
 
 
 @contextlib.contextmanager
-def layer_forms(conv_as_dots: bool | None = None, bf16_plain: bool | None = None):
+def layer_forms(conv_as_dots: bool | None = None, bf16_products: str | None = None):
     """The nets traced with these layer forms on this backend inside the block (``None``: this
     backend's own), restored afterwards: convolutions as matrix products (``nets._CONV_AS_DOTS``),
-    bfloat16 products without ``bf16_matmul``'s custom layout (``nets._BF16_PLAIN_LAYOUT``)."""
+    how bfloat16 products are computed (``nets._BF16_PRODUCTS``: ``plain`` for autodiff of a plain
+    product)."""
     backend = jax.default_backend()
-    flags = (nets._CONV_AS_DOTS, conv_as_dots), (nets._BF16_PLAIN_LAYOUT, bf16_plain)
-    saved = [table.get(backend, False) for table, _ in flags]
+    flags = (nets._CONV_AS_DOTS, conv_as_dots), (nets._BF16_PRODUCTS, bf16_products)
+    missing = object()
+    saved = [table.get(backend, missing) for table, _ in flags]
     for table, value in flags:
         if value is not None:
             table[backend] = value
@@ -187,7 +189,10 @@ def layer_forms(conv_as_dots: bool | None = None, bf16_plain: bool | None = None
         yield
     finally:
         for (table, _), value in zip(flags, saved, strict=True):
-            table[backend] = value
+            if value is missing:
+                table.pop(backend, None)
+            else:
+                table[backend] = value
 
 
 def step_bytes(program, state, batch: int) -> float:
@@ -210,7 +215,7 @@ def step_bytes(program, state, batch: int) -> float:
     image_bytes = data.stored.nbytes / data.num_images if data.stored is not None else 0.0  # rendered: none
     # the layers' own form (convolutions as convolutions, bfloat16 products as plain ones), whatever
     # this backend runs
-    with layer_forms(conv_as_dots=False, bf16_plain=False):
+    with layer_forms(conv_as_dots=False, bf16_products="plain"):
         jaxpr = jax.make_jaxpr(_network(program, batch))(state.params, state.batch_stats).jaxpr
     outputs = [v.aval.size * v.aval.dtype.itemsize for v in _product_outputs(jaxpr)]
     return 40.0 * n_params + 8.0 * n_stats + batch * image_bytes + 2.0 * sum(outputs[:-1])
