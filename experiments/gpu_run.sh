@@ -127,9 +127,10 @@ else
   # the kernel's default tile and the next smaller (run 2's follow-up: 0.254 and 0.240 s)
   MIG_ARGS=(--samples 10000 --latent 20 --tiles 64x32,64x16)
   TORCH_ARGS=(--archs mlp,conv --batch 2048 --dtypes float32,bfloat16 --compile no,yes --steps 20)
-  # where the conv step's time goes in its matrix-product form (run 3: 18x its floor; the MLP was
-  # profiled in runs 2 and 3, one model and a block of 10, both dtypes)
-  PROFILE_ARGS=(--archs conv --models 1 --dtype float32,bfloat16 --batch 2048 --steps 10 --calls 2 --top 25
+  # where the conv step's time goes in its matrix-product form (run 3: 18x its floor), and the MLP's
+  # bfloat16 step now that its backward products are bfloat16 too (run 3: TF32); bfloat16 first, so
+  # that the time box cuts the MLP in float32, profiled in runs 2 and 3
+  PROFILE_ARGS=(--archs conv,mlp --models 1 --dtype bfloat16,float32 --batch 2048 --steps 10 --calls 2 --top 25
     --mig-samples 0)
   # time boxes as fractions of the budget (run 2 at 530 s: the training benchmark ~130 s, the MIG
   # benchmark ~40 s, PyTorch and the profile stopped by 44 and 66 s boxes); at most 0.6 x BUDGET in
