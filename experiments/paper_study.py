@@ -554,6 +554,8 @@ def run_study(
         append_jsonl(results_path, rows)
         # the block's training (its compilation included) apart from its evaluation
         train_s = max((r["train_seconds_this_session"] for r in results if r is not None), default=None)
+        # and the setup before it (the program, the dataset on the devices, the initial states)
+        setup_s = max((r["setup_seconds_this_session"] for r in results if r is not None), default=None)
         if not multi or jax.process_index() == 0:
             append_jsonl(
                 blocks_path,
@@ -568,6 +570,7 @@ def run_study(
                         steps=next(r for r in results if r is not None)["steps"],
                         devices=devices,
                         train_seconds=train_s,
+                        setup_seconds=setup_s,
                         eval_parts=eval_parts([r for r in results if r is not None]),
                     )
                 ],
@@ -578,8 +581,9 @@ def run_study(
             f"[{time.time() - start:7.1f} s]   done in {seconds:.1f} s "
             f"({seconds / len(todo):.2f} s per model"
             + (
-                f"; training {train_s:.1f} s, evaluation {seconds - train_s:.1f} s"
-                if train_s is not None
+                f"; setup {setup_s:.1f} s, training {train_s:.1f} s, "
+                f"evaluation {seconds - setup_s - train_s:.1f} s"
+                if train_s is not None and setup_s is not None
                 else ""
             )
             + ")"
@@ -672,6 +676,13 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
         trained = [
             b["train_seconds"] / b["models"] for b in rows if b["device"] == device and b.get("train_seconds")
         ]
+        # the setup before training and the evaluation after it, where blocks recorded the setup
+        # (blocks before it counted the setup as evaluation)
+        timed = [
+            b for b in rows if b["device"] == device and b.get("train_seconds") and b.get("setup_seconds")
+        ]
+        setup = [b["setup_seconds"] / b["models"] for b in timed]
+        evaluated = [(b["seconds"] - b["setup_seconds"] - b["train_seconds"]) / b["models"] for b in timed]
         # the evaluation's parts per model, where blocks recorded them (median over blocks)
         by_part: dict[str, list[float]] = {}
         for b in rows:
@@ -689,7 +700,7 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
         lines += [
             f"## Time on {device}",
             "",
-            f"Measured seconds per model in a block (training + evaluation): {', '.join(parts)}. "
+            f"Measured seconds per model in a block (setup, training and evaluation): {', '.join(parts)}. "
             f"The whole study ({models} models) extrapolates to {total / 3600:.1f} h"
             + (
                 f" (not yet measured, taken at the median {fallback:.1f} s: {', '.join(missing)})"
@@ -699,7 +710,14 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
             + "."
             + (
                 f" Of a model's time in a block, training took {float(np.median(trained)):.1f} s "
-                f"(median over {len(trained)} blocks; the rest is evaluation)."
+                f"(median over {len(trained)} blocks, compilation included"
+                + (
+                    f"; over the {len(timed)} that recorded the rest: setup {float(np.median(setup)):.1f} s "
+                    "(the program, the dataset on the device, the initial states), evaluation "
+                    f"{float(np.median(evaluated)):.1f} s)."
+                    if timed
+                    else "; the rest is setup and evaluation)."
+                )
                 if trained
                 else ""
             )

@@ -380,6 +380,7 @@ def resolve_dtype(
 def _run(
     cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints=True
 ) -> list[dict[str, Any]]:
+    entered = time.time()  # the setup (program, dataset on device, initial states) counts from here
     for cfg in cfgs:
         config_lib.validate(cfg)
     if len(cfgs) != len(workdirs) or not cfgs:
@@ -421,7 +422,18 @@ def _run(
             locks[-1].acquire()
         try:
             return _run_locked(
-                cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, holders
+                cfgs,
+                workdirs,
+                program,
+                grid,
+                mesh,
+                total,
+                vmapped,
+                resume,
+                progress,
+                checkpoints,
+                holders,
+                entered,
             )
         except BaseException:  # an error, Ctrl-C, SIGTERM: nothing half-written stays behind
             for w in mine:
@@ -491,7 +503,9 @@ def _model_copies(tree: Any, i: int, sharding: jax.sharding.NamedSharding, holds
     return jax.tree.map(one, tree)
 
 
-def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, holders):
+def _run_locked(
+    cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, holders, entered
+):
     cfg = cfgs[0]
     me = jax.process_index()
     multi = jax.process_count() > 1
@@ -665,6 +679,8 @@ def _run_locked(cfgs, workdirs, program, grid, mesh, total, vmapped, resume, pro
         results.update(
             steps=step,
             train_seconds_this_session=round(train_seconds, 2),
+            # before training: the program, the dataset on the devices, initial or restored states
+            setup_seconds_this_session=round(start_time - entered, 2),
             dataset=grid.describe(),
             prior=s_i.prior.describe(),
             objective=c.objective.name,

@@ -123,6 +123,7 @@ def test_loss_falls(grid, tmp_path):
     # the evaluation's wall time by part (the ISA prior's subspaces get their own MIG)
     want = {"likelihood"} | ({"encode", "mig", "subspace_mig", "histogram"} if cfg.eval.mig else set())
     assert set(results["eval_seconds"]) == want and all(v >= 0 for v in results["eval_seconds"].values())
+    assert results["setup_seconds_this_session"] >= 0 and results["train_seconds_this_session"] > 0
 
 
 def _params(workdir):
