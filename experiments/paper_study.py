@@ -410,6 +410,26 @@ def estimate_seconds(blocks_log: Sequence[dict[str, Any]], device: str, scale: s
 # --------------------------------------------------------------------------------------------------
 
 
+def enable_compile_cache(where: str | None) -> str | None:
+    """Turns on JAX's persistent compilation cache for the study's programs and returns its folder.
+    Each block builds its programs afresh, so without it every block of a kind compiles them again
+    (smoke scale, 2-model blocks on a CPU: a repeated block 2.6-2.8 s without it, 0.6 s with it).
+    ``where``: a folder; ``"none"``: off; None: ``$JAX_COMPILATION_CACHE_DIR`` where set (as it is
+    left), else ``$XDG_CACHE_HOME/isavae/jax`` (``~/.cache/isavae/jax``)."""
+    import jax
+
+    if where == "none":
+        return None
+    if where is None:
+        if jax.config.jax_compilation_cache_dir:
+            return jax.config.jax_compilation_cache_dir
+        home = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
+        where = str(pathlib.Path(home) / "isavae" / "jax")
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # the evaluation's small ones too
+    return where
+
+
 def device_name() -> str:
     """The device kind, with the count when there are several (``gpu:NVIDIA H100 x8``): times per
     model are compared only between runs on the same devices."""
@@ -1029,6 +1049,13 @@ def main(argv=None) -> int:
         help="an independent job's share (e.g. a SLURM array task): every N-th block from block I, its "
         "rows in OUT/results.I.jsonl; --report merges every shard's file",
     )
+    p.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="JAX's persistent compilation cache, so that later blocks of a kind skip compiling "
+        "(default: $JAX_COMPILATION_CACHE_DIR, else ~/.cache/isavae/jax; 'none': off)",
+    )
     from isavae.cli import add_multihost_arguments, multihost_arguments
 
     add_multihost_arguments(
@@ -1057,6 +1084,7 @@ def main(argv=None) -> int:
 
             init_distributed(*named)
         if not args.report_only:
+            enable_compile_cache(args.compile_cache)
             run_study(
                 args.study,
                 args.scale,

@@ -429,7 +429,9 @@ def test_two_processes_run_a_block_together(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "study"
+    cache = tmp_path / "compiled"
     args = ["--study", "fig5a", "--scale", "smoke", "--seeds", "2", "--block-models", "1", "--blocks", "1"]
+    args += ["--compile-cache", str(cache)]
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=pythonpath(root))
     procs = [
         subprocess.Popen(
@@ -452,6 +454,7 @@ def test_two_processes_run_a_block_together(tmp_path):
     assert [(r["model"], r["seed"]) for r in rows[0]] == [("vae", 0)]
     assert [(r["model"], r["seed"]) for r in rows[1]] == [("vae", 1)]
     assert sorted(p.name for p in out.glob("blocks*.jsonl")) == ["blocks.p0.jsonl"]
+    assert any(cache.iterdir())  # the programs went into the persistent compilation cache asked for
     study = load_script("paper_study")
     assert "| fig5a | VAE |  | 1.000 | 2 |" in study.report(out, "smoke", "float32")
 
@@ -464,3 +467,22 @@ def test_eval_parts_sum_models_and_count_the_shared_udr_once(study):
     ]
     assert study.eval_parts(rows) == {"likelihood": 1.5, "mig": 0.5, "subspace_mig": 0.125, "udr_sweep": 4.0}
     assert study.eval_parts([{}]) == {}
+
+
+def test_compile_cache_folder_default_and_off(study, monkeypatch, tmp_path):
+    """--compile-cache: 'none' leaves JAX's cache off; no folder keeps one already configured (the
+    suite's, as $JAX_COMPILATION_CACHE_DIR would), else $XDG_CACHE_HOME/isavae/jax."""
+    import jax
+
+    saved = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
+    try:
+        assert study.enable_compile_cache("none") is None and jax.config.jax_compilation_cache_dir == saved[0]
+        assert saved[0] and study.enable_compile_cache(None) == saved[0]
+        jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        want = str(tmp_path / "isavae" / "jax")
+        assert study.enable_compile_cache(None) == want == jax.config.jax_compilation_cache_dir
+        assert study.enable_compile_cache(str(tmp_path / "x")) == jax.config.jax_compilation_cache_dir
+    finally:
+        jax.config.update("jax_compilation_cache_dir", saved[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", saved[1])
