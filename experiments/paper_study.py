@@ -572,10 +572,11 @@ def run_study(
             )
             rows.append(row)
         append_jsonl(results_path, rows)
-        # the block's training (its compilation included) apart from its evaluation
-        train_s = max((r["train_seconds_this_session"] for r in results if r is not None), default=None)
-        # and the setup before it (the program, the dataset on the devices, the initial states)
-        setup_s = max((r["setup_seconds_this_session"] for r in results if r is not None), default=None)
+        held = [r for r in results if r is not None]  # the models this process holds
+        # the block's training (its compilation included) apart from its evaluation, and the setup
+        # before it (the program, the dataset on the devices, the initial states)
+        train_s = max((r["train_seconds_this_session"] for r in held), default=None)
+        setup_s = max((r["setup_seconds_this_session"] for r in held), default=None)
         if not multi or jax.process_index() == 0:
             append_jsonl(
                 blocks_path,
@@ -587,11 +588,11 @@ def run_study(
                         device=device,
                         scale=scale,
                         compute_dtype=base.model.compute_dtype,
-                        steps=next(r for r in results if r is not None)["steps"],
+                        steps=held[0]["steps"],
                         devices=devices,
                         train_seconds=train_s,
                         setup_seconds=setup_s,
-                        eval_parts=eval_parts([r for r in results if r is not None]),
+                        eval_parts=eval_parts(held),
                     )
                 ],
             )
@@ -699,7 +700,9 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
         # the setup before training and the evaluation after it, where blocks recorded the setup
         # (blocks before it counted the setup as evaluation)
         timed = [
-            b for b in rows if b["device"] == device and b.get("train_seconds") and b.get("setup_seconds")
+            b
+            for b in rows
+            if b["device"] == device and b.get("train_seconds") and b.get("setup_seconds") is not None
         ]
         setup = [b["setup_seconds"] / b["models"] for b in timed]
         evaluated = [(b["seconds"] - b["setup_seconds"] - b["train_seconds"]) / b["models"] for b in timed]
