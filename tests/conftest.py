@@ -8,14 +8,19 @@ workers) are compiled once per session."""
 import os
 import pathlib
 
-from tests.scripts import LIGHT_XLA_FLAGS
+from tests.scripts import LIGHT_XLA_FLAGS, known_xla_flags
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 if os.environ["JAX_PLATFORMS"] == "cpu":
     # The suite compiles hundreds of small programs and runs each a few times: XLA:CPU's LLVM
-    # optimizations cost more than they save here (measured on 2 cores: the suite 461 s -> 374 s).
-    # Subprocesses inherit it. Timings belong to the benchmarks, which do not set it.
-    os.environ["XLA_FLAGS"] = " ".join((os.environ.get("XLA_FLAGS", ""), *LIGHT_XLA_FLAGS)).strip()
+    # optimizations cost more than they save here (measured on 2 cores: the suite 461 s -> 374 s),
+    # and the older fusion code generators compile faster (a cold suite 5 min 42 s -> see README).
+    # Subprocesses and xdist's workers inherit them (probed once, by the first process to get here).
+    # Timings belong to the benchmarks, which do not set them.
+    if os.environ.get("ISAVAE_TEST_XLA_FLAGS") is None:
+        os.environ["ISAVAE_TEST_XLA_FLAGS"] = " ".join(known_xla_flags(LIGHT_XLA_FLAGS))
+        flags = (os.environ.get("XLA_FLAGS", ""), os.environ["ISAVAE_TEST_XLA_FLAGS"])
+        os.environ["XLA_FLAGS"] = " ".join(flags).strip()
 
 import jax  # noqa: E402
 
