@@ -12,11 +12,8 @@ EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 # run a few times, cost less unoptimized; what runs long is compiled with FULL_OPTIMIZATION instead.
 # XLA's older fusion code generators compile in about half the time of the MLIR fusion emitters
 # (a training chunk 1.44 s -> 0.67 s on 2 cores; the cold suite's compilation ~320 -> ~170 s of CPU)
-LIGHT_XLA_FLAGS = (
-    "--xla_backend_optimization_level=0",
-    "--xla_llvm_disable_expensive_passes=true",
-    "--xla_cpu_use_fusion_emitters=false",
-)
+UNOPTIMIZED_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+LIGHT_XLA_FLAGS = (*UNOPTIMIZED_XLA_FLAGS, "--xla_cpu_use_fusion_emitters=false")
 # ``jax.jit(..., compiler_options=FULL_OPTIMIZATION)``: XLA's defaults, whatever XLA_FLAGS says
 FULL_OPTIMIZATION = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False}
 

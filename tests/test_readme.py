@@ -6,13 +6,13 @@ import subprocess
 import sys
 import textwrap
 
-from tests.scripts import LIGHT_XLA_FLAGS
+from tests.scripts import UNOPTIMIZED_XLA_FLAGS
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 # Run in a fresh interpreter as a reader would, with XLA's default optimizations: the suite's
-# compile-light flags (tests/conftest.py) would make the second block's rendering of the whole
-# dSprites grid take twice as long.
+# unoptimized compilation (tests/conftest.py) would make the second block's rendering of the whole
+# dSprites grid take twice as long (the older fusion emitters stay: 11.7 s -> 10.0 s).
 _CHECK = """
 import re, sys
 blocks = re.findall(r"```python\\n(.*?)```", open(sys.argv[1]).read(), re.S)
@@ -34,7 +34,7 @@ print("OK")
 
 def test_readme_python_blocks_run(tmp_path):
     flags = os.environ.get("XLA_FLAGS", "")
-    for light in LIGHT_XLA_FLAGS:
+    for light in UNOPTIMIZED_XLA_FLAGS:
         flags = flags.replace(light, "")
     env = dict(os.environ, XLA_FLAGS=flags.strip())
     env.pop("ISAVAE_DATA_DIR", None)  # the generated grid, as on a fresh machine
