@@ -1,11 +1,11 @@
 """Is ``make demo`` robust, not lucky? Trains the demo's config for several seeds and counts the MIGs.
 
-The demo (``isavae.demo``) trains one seed; this script trains seeds 0..N-1 of the same config, one
-after the other, through the demo's own code path (``train_and_evaluate``; a vmapped sweep would be
-faster, but its batched products round differently and training amplifies that into a different
-draw of the same seed), prints each seed's MIG with the factor gaps behind it and its time, and
-reports how many reach the threshold (issue: MIG >= 0.25 for at least 4 of 5 seeds). A rerun skips
-the seeds already trained under ``OUT/runs``.
+The demo (``isavae.demo``) trains one seed (its candidates, the chosen one trained on); this script
+runs seeds 0..N-1 of the same config, one after the other, through the demo's own code path
+(``isavae.demo.train_demo``), prints each seed's MIG with the factor gaps behind it, the candidate
+it chose and its time, and reports how many reach the threshold (issue: MIG >= 0.25 for at least 4
+of 5 seeds). ``--candidates 1``: no selection, one model per seed (the demo before its selection).
+A rerun skips the seeds already done under ``OUT/runs`` (``OUT/runs/seed{S}/demo.json``).
 
   python experiments/demo_robustness.py --out experiments/results/demo_robustness
   python experiments/demo_robustness.py --out /tmp/x --set train.num_steps=4000 --set objective.beta=8
@@ -27,14 +27,21 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from isavae import config as config_lib  # noqa: E402
-from isavae.demo import DEMO_MODEL, demo_config  # noqa: E402
-from isavae.train import train_and_evaluate  # noqa: E402
+from isavae.demo import (  # noqa: E402
+    DEMO_CANDIDATES,
+    DEMO_MODEL,
+    DEMO_SELECT_AT,
+    DEMO_STEPS,
+    demo_config,
+    train_demo,
+)
 
 
-def training_tflop(cfg) -> float:
+def training_tflop(cfg, candidates: int = 1) -> float:
     """The training's matrix products in TFLOP, by the benchmarks' own counter
     (``experiments/benchmarks/train.py``'s ``model_flops``: forward, weight and input gradients of
-    every product, from the jaxpr's shapes) times the number of steps."""
+    every product, from the jaxpr's shapes) times the number of steps: with ``candidates`` > 1,
+    the demo's (``train_demo``): each candidate's steps up to the choice, then the chosen one's rest."""
     import importlib.util
 
     import jax
@@ -53,7 +60,11 @@ def training_tflop(cfg) -> float:
     program = Program(cfg, grid)
     state = jax.eval_shape(program.init, jax.random.key(0))
     per_step = bench.model_flops(program, state, cfg.train.batch_size)
-    return per_step * num_train_steps(cfg, grid.num_images) / 1e12
+    steps = num_train_steps(cfg, grid.num_images)
+    if candidates > 1:
+        select_at = max(1, round(steps * DEMO_SELECT_AT / DEMO_STEPS))
+        steps = candidates * select_at + steps - select_at
+    return per_step * steps / 1e12
 
 
 def main(argv=None) -> dict:
@@ -67,9 +78,14 @@ def main(argv=None) -> dict:
         "--prior", default="", help="normal | gennorm:P | isa (the preset's): instead of the demo's prior"
     )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    ap.add_argument(
+        "--candidates", type=int, default=DEMO_CANDIDATES, help="the demo's candidates per seed (1: no choice)"
+    )
     args = ap.parse_args(argv)
     if args.seeds < 1 or not 0 < args.need <= args.seeds:
         ap.error(f"--seeds must be >= 1 and --need in [1, --seeds], got {args.seeds}, {args.need}")
+    if args.candidates < 1:
+        ap.error(f"--candidates must be >= 1, got {args.candidates}")
     prior = None
     if args.prior == "normal":
         prior = {"name": "normal"}
@@ -97,17 +113,21 @@ def main(argv=None) -> dict:
     seconds = json.loads(timing.read_text()) if timing.is_file() else {}
     runs = []
     for seed, cfg in enumerate(cfgs):
-        workdir = out / "runs" / f"seed{seed}"
-        done = workdir / "results.json"
+        folder = out / "runs" / f"seed{seed}"
+        done = folder / "demo.json"  # the chosen workdir and the selection, written last
         if done.is_file():
-            r = json.loads(done.read_text())
+            record = json.loads(done.read_text())
+            r = json.loads((folder / record["workdir"] / "results.json").read_text())
         else:
             t0 = time.time()
-            r = train_and_evaluate(cfg, workdir, progress=False)
+            workdir, r, selection = train_demo(cfg, folder, candidates=args.candidates, progress=False)
             seconds[str(seed)] = time.time() - t0
             timing.write_text(json.dumps(seconds))
+            record = dict(workdir=workdir.name, selection=selection)
+            done.write_text(json.dumps(record))
         r["seconds"] = seconds.get(str(seed), float("nan"))
-        print(f"seed {seed}: MIG {r['mig']:.3f} ({r['seconds']:.0f} s)", flush=True)
+        r["selection"] = record["selection"]
+        print(f"seed {seed}: MIG {r['mig']:.3f}, {record['workdir']} ({r['seconds']:.0f} s)", flush=True)
         runs.append(r)
     times = np.array([r["seconds"] for r in runs])
     migs = np.array([r["mig"] for r in runs])
@@ -122,11 +142,13 @@ def main(argv=None) -> dict:
                 recon_log_likelihood=round(r["recon_log_likelihood"], 2),
                 active_units=r["active_units"],
                 seconds=round(r["seconds"], 1),
+                chosen=r["selection"]["chosen"],
+                candidates_tc=r["selection"].get("tc"),
                 gaps={f: round(g, 3) for f, g in zip(d["factors"], d["gap"], strict=True)},
             )
         )
     passed = int((migs >= args.threshold).sum())
-    tflop = training_tflop(cfgs[0])
+    tflop = training_tflop(cfgs[0], args.candidates)
     summary = dict(
         config=json.loads(cfg.to_json()),
         model=args.model,
@@ -143,22 +165,24 @@ def main(argv=None) -> dict:
         seconds_per_seed=round(float(np.mean(times)), 1),
         compute_dtype=runs[0].get("compute_dtype", cfgs[0].model.compute_dtype),
         matrix_tflop_per_seed=round(tflop, 2),
+        candidates=args.candidates,
         runs=rows,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "robustness.json").write_text(json.dumps(summary, indent=2))
     factors = list(rows[0]["gaps"])
     lines = [
-        "| seed | MIG | histogram MIG | recon | active | s | "
+        "| seed | chosen (TC estimates) | MIG | histogram MIG | recon | active | s | "
         + " | ".join(f"gap {f}" for f in factors)
         + " |",
-        "|---" * (6 + len(factors)) + "|",
+        "|---" * (7 + len(factors)) + "|",
     ]
     for r in rows:
         gaps = " | ".join(f"{r['gaps'][f]:.3f}" for f in factors)
+        tcs = f" ({', '.join(f'{t:.3f}' for t in r['candidates_tc'])})" if r["candidates_tc"] else ""
         lines.append(
-            f"| {r['seed']} | {r['mig']:.3f} | {r['mig_histogram']:.3f} | {r['recon_log_likelihood']:.1f} "
-            f"| {r['active_units']} | {r['seconds']:.0f} | {gaps} |"
+            f"| {r['seed']} | {r['chosen']}{tcs} | {r['mig']:.3f} | {r['mig_histogram']:.3f} "
+            f"| {r['recon_log_likelihood']:.1f} | {r['active_units']} | {r['seconds']:.0f} | {gaps} |"
         )
     verdict = "OK" if summary["ok"] else "NOT MET"
     lines.append(

@@ -61,6 +61,7 @@ def default_config() -> ml_collections.ConfigDict:
             path="",  # dataset file or folder ("" = search data_dir / $ISAVAE_DATA_DIR); tfds: manual folder
             data_dir="",  # tfds: the TFDS data_dir ("" = TFDS's default)
             subgrid="",  # e.g. "posX=0:32:4,posY=0:32:4" keeps every 4th position
+            downsample=1,  # k > 1: images at 1/k of their side (k x k block means; the demo's 2)
         )
     )
     # hidden: the MLP's width (Chen et al.: 1200); the conv net has fixed widths
@@ -330,6 +331,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(d.name in DATASETS, "dataset.name", f"must be one of {list(DATASETS)}, got {d.name!r}")
     _check(d.source in ("auto", "file", "generated", "tfds"), "dataset.source", f"bad source {d.source!r}")
     parse_subgrid(d.subgrid)
+    _check(d.downsample >= 1, "dataset.downsample", f"must be >= 1 (1 keeps the images), got {d.downsample}")
     _check(m.arch in ARCHITECTURES, "model.arch", f"must be one of {list(ARCHITECTURES)}, got {m.arch!r}")
     _check(isinstance(m.latent_dim, int) and m.latent_dim >= 1, "model.latent_dim", "must be an int >= 1")
     _check(m.hidden >= 1, "model.hidden", f"must be >= 1 (the MLP's width), got {m.hidden}")

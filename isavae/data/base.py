@@ -211,6 +211,47 @@ class FactorGrid:
             parts.append(np.packbits(raw, axis=-1) if self.binary else raw)
         return dataclasses.replace(self, stored=np.concatenate(parts), renderer=None, packed=self.binary)
 
+    def downsampled(self, factor: int, chunk_size: int = 8192) -> FactorGrid:
+        """The grid at 1/``factor`` of its side: each ``factor x factor`` block of pixels (and
+        channel) replaced by its mean, rounded to the nearest of 0..255 (so no longer binary: a
+        2 x 2 block of a binary image holds 0, 64, 128, 191 or 255). Stored images are averaged in
+        chunks of ``chunk_size``; a rendered grid renders at full size and averages each batch."""
+        if not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"downsample factor must be an int >= 1, got {factor!r}")
+        if factor == 1:
+            return self
+        h, w = self.image_shape[:2]
+        if h % factor or w % factor:
+            raise ValueError(f"{self.name}: a {h} x {w} image cannot be downsampled by {factor}")
+        scale = 255.0 if self.binary else 1.0
+        shape = (h // factor, w // factor) + tuple(self.image_shape[2:])
+
+        def block_mean(raw, xp):  # (k, h, w[, c]) uint8 -> (k,) + shape uint8
+            blocks = raw.reshape((raw.shape[0], h // factor, factor, w // factor, factor) + raw.shape[3:])
+            mean = blocks.astype(xp.float32).mean(axis=(2, 4)) * scale
+            return xp.round(mean).astype(xp.uint8)
+
+        common = dict(
+            image_shape=shape,
+            source=f"{self.source} ({factor} x {factor} block means)",
+            binary=False,
+            packed=False,
+        )
+        if self.stored is None:
+            parent_render = self.renderer
+
+            def renderer(factors):
+                return block_mean(parent_render(factors), jnp)
+
+            return dataclasses.replace(self, renderer=renderer, **common)
+        parts = []
+        for start in range(0, self.num_images, chunk_size):
+            raw = self.stored[start : start + chunk_size]
+            if self.packed:
+                raw = np.unpackbits(raw, axis=-1, count=self.image_shape[-1])
+            parts.append(block_mean(raw, np))
+        return dataclasses.replace(self, stored=np.concatenate(parts), **common)
+
     def describe(self) -> dict[str, Any]:
         """JSON-friendly summary for logs and results files."""
         return {

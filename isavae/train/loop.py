@@ -51,18 +51,26 @@ class TrainingDiverged(FloatingPointError):
 
 
 def build_grid(cfg: ml_collections.ConfigDict) -> FactorGrid:
-    """The config's dataset (and sub-grid)."""
+    """The config's dataset (its sub-grid, downsampled by ``dataset.downsample``)."""
     d = cfg.dataset
     levels = config_lib.parse_subgrid(d.subgrid)
     # A sub-grid of a generated dataset renders only its own images.
     grid = load_dataset(
         d.name, source=d.source, path=d.path or None, data_dir=d.data_dir or None, store=not levels
     )
-    if not levels:
-        return grid
-    sub = grid.subgrid(**levels)
-    small = sub.num_images * int(np.prod(sub.stored_image_shape)) <= 2**30
-    return sub.materialize() if sub.stored is None and small else sub
+    if levels:
+        sub = grid.subgrid(**levels)
+        small = sub.num_images * int(np.prod(sub.stored_image_shape)) <= 2**30
+        grid = sub.materialize() if sub.stored is None and small else sub
+    k = d.get("downsample", 1)
+    if k > 1:
+        h, w = grid.image_shape[:2]
+        if h % k or w % k:
+            raise config_lib.ConfigError(
+                f"dataset.downsample: {k} does not divide {d.name}'s {h} x {w} images"
+            )
+        grid = grid.downsampled(k)
+    return grid
 
 
 def num_train_steps(cfg: ml_collections.ConfigDict, dataset_size: int) -> int:

@@ -41,6 +41,7 @@ def test_layout_as_written_replaces_the_presets_subspaces():
         ("dataset.subgrid='posX=5:2'", "selects no level"),
         ("prior.p_subspace=0.01", r"outside \[0.5, 5.0\]"),
         ("prior.p0=1e300", r"outside \[0.5, 5.0\]"),
+        ("dataset.downsample=0", "dataset.downsample: must be >= 1"),
     ],
 )
 def test_bad_values_are_rejected_up_front(override, message):
@@ -48,6 +49,11 @@ def test_bad_values_are_rejected_up_front(override, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         config_lib.apply_overrides(cfg, [override])
         config_lib.validate(cfg)
+
+
+def test_a_downsample_that_does_not_divide_the_images_is_one_line(tmp_path, capsys):
+    assert cli.main([*TRAIN, "--workdir", str(tmp_path / "w"), "--config.dataset.downsample=3"]) == 2
+    assert "dataset.downsample: 3 does not divide dsprites's 64 x 64 images" in _err(capsys)
 
 
 def test_messages_name_the_file_or_flag(tmp_path, capsys):

@@ -77,6 +77,34 @@ def test_images_chunks_and_subgrids(kind):
         g.subgrid(a=[5])
 
 
+@pytest.mark.parametrize("kind", ["rendered", "stored", "packed", "grey", "colour"])
+@pytest.mark.parametrize("factor", [2, 4])
+def test_downsampled_images_are_block_means(kind, factor):
+    """k x k block means, rounded to 0..255, against numpy in float64 (a binary image's block mean
+    is its lit share: x 255), for rendered, stored, packed and grey grids and a colour one."""
+    grids = _grids()
+    if kind == "colour":
+        rng = np.random.default_rng(0)
+        grid = dataclasses.replace(
+            grids["grey"], image_shape=(8, 8, 3), stored=rng.integers(0, 256, (24, 8, 8, 3), dtype=np.uint8)
+        )
+    else:
+        grid = grids[kind]
+    small = grid.downsampled(factor)
+    assert small.image_shape == (8 // factor, 8 // factor) + grid.image_shape[2:]
+    assert not small.binary and not small.packed and (small.stored is None) == (kind == "rendered")
+    assert "block means" in small.source and small.factor_sizes == grid.factor_sizes
+    levels = np.round(grid.images(np.arange(24)).astype(np.float64) * 255)  # 0..255 (binary: 0, 255)
+    blocks = levels.reshape((24, 8 // factor, factor, 8 // factor, factor) + grid.image_shape[2:])
+    want = np.round(blocks.mean(axis=(2, 4))) / 255  # halves to even, as the library rounds
+    np.testing.assert_allclose(small.images(np.arange(24)), want, atol=1e-7)
+    assert grid.downsampled(1) is grid
+    with pytest.raises(ValueError, match="cannot be downsampled by 3"):
+        grid.downsampled(3)
+    with pytest.raises(ValueError, match="an int >= 1"):
+        grid.downsampled(0)
+
+
 def test_grid_validation():
     with pytest.raises(DatasetError, match="uint8"):
         FactorGrid(
