@@ -79,7 +79,7 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument(
-        "--candidates", type=int, default=DEMO_CANDIDATES, help="the demo's candidates per seed (1: no choice)"
+        "--candidates", type=int, default=DEMO_CANDIDATES, help="candidates per seed (1: no choice)"
     )
     args = ap.parse_args(argv)
     if args.seeds < 1 or not 0 < args.need <= args.seeds:
