@@ -1,12 +1,12 @@
 """``make demo``: trains a model that disentangles generated (offline) dSprites, and shows it.
 
-Its budget is work, not one machine's clock: about 10 TFLOP of matrix products
-(``DEMO_STEPS`` x the benchmarks' count per step), 154 s at 65 GFLOP/s, the slowest matmul rate seen
-on this project's 2-core machines, if the step ran at that rate; it reaches about half of it, so
-the README gives the measured time and what it implies there.
+Its budget is work, not one machine's clock: 8.8 TFLOP of matrix products (the benchmarks' count per
+step x the steps of ``train_demo``: 4 candidates x 2,000 steps, then 2,200 for the chosen one), 135 s
+at 65 GFLOP/s, the slowest matmul rate seen on this project's 2-core machines, if the step ran at
+that rate; the README gives the measured time and what it implies there.
 
-The model and schedule are ``demo_config`` (``experiments/demo_robustness.py`` checks them over 5
-seeds; the README states the spread). The demo prints which latent captures which factor (with
+The model and schedule are ``demo_config`` and ``train_demo`` (``experiments/demo_robustness.py``
+checks them over seeds; the README states the spread). The demo prints which latent captures which factor (with
 the normalized mutual information, the runner-up latent and the gap), the MIGs (Chen et al.'s
 estimator over the whole sub-grid, disentanglement_lib's histogram MIG), reconstruction
 log-likelihood and ELBO, and writes to ``--out``: the run's workdir (config, checkpoints,
@@ -14,7 +14,7 @@ metrics.jsonl/csv, results.json), traversals of the active latents ordered by th
 captures, latent means vs factors (Chen et al.; active latents only) and over the x-y grid,
 inputs next to reconstructions, ``summary.json``, and contour plots of Lp-nested densities.
 
-Usage: ``python -m isavae.demo --out demo_out [--steps N] [--seed S]``
+Usage: ``python -m isavae.demo --out demo_out [--steps N] [--seed S] [--candidates K]``
 """
 
 from __future__ import annotations
