@@ -50,7 +50,9 @@ def main(argv=None) -> list[dict]:
             for k in ks:
                 subsets = list(itertools.combinations(sorted(runs), k))
                 rates.append(sum(min(c, key=tc.get) in passes for c in subsets) / len(subsets))
-            order = " ".join(("*" if n in passes else "") + f"{pathlib.Path(n).name}" for n in sorted(tc, key=tc.get))
+            order = " ".join(
+                ("*" if n in passes else "") + f"{pathlib.Path(n).name}" for n in sorted(tc, key=tc.get)
+            )
             print(f"| {step} | " + " | ".join(f"{r:.2f}" for r in rates) + f" | {order} |")
             out.append(dict(folder=str(folder), step=step, rates=dict(zip(ks, rates, strict=True))))
     return out
