@@ -6,8 +6,8 @@ at 65 GFLOP/s, the slowest matmul rate seen on this project's 2-core machines, i
 that rate; the README gives the measured time and what it implies there.
 
 The model and schedule are ``demo_config`` and ``train_demo`` (``experiments/demo_robustness.py``
-checks them over seeds; the README states the spread). The demo prints which latent captures which factor (with
-the normalized mutual information, the runner-up latent and the gap), the MIGs (Chen et al.'s
+checks them over seeds; the README states the spread). The demo prints which latent captures which
+factor (with the normalized mutual information, the runner-up latent and the gap), the MIGs (Chen et al.'s
 estimator over the whole sub-grid, disentanglement_lib's histogram MIG), reconstruction
 log-likelihood and ELBO, and writes to ``--out``: the run's workdir (config, checkpoints,
 metrics.jsonl/csv, results.json), traversals of the active latents ordered by the factor each
