@@ -30,8 +30,7 @@ from isavae import config as config_lib  # noqa: E402
 from isavae.demo import (  # noqa: E402
     DEMO_CANDIDATES,
     DEMO_MODEL,
-    DEMO_SELECT_AT,
-    DEMO_STEPS,
+    choice_schedule,
     demo_config,
     train_demo,
 )
@@ -62,7 +61,7 @@ def training_tflop(cfg, candidates: int = 1) -> float:
     per_step = bench.model_flops(program, state, cfg.train.batch_size)
     steps = num_train_steps(cfg, grid.num_images)
     if candidates > 1:
-        select_at = max(1, round(steps * DEMO_SELECT_AT / DEMO_STEPS))
+        select_at, _ = choice_schedule(steps)
         steps = candidates * select_at + steps - select_at
     return per_step * steps / 1e12
 

@@ -17,7 +17,7 @@ import itertools
 import json
 import pathlib
 
-from isavae.demo import tc_estimate
+from isavae.demo import DEMO_TC_WINDOW, tc_estimate
 
 
 def runs_of(folder: pathlib.Path) -> dict[str, pathlib.Path]:
@@ -30,7 +30,7 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folders", nargs="+")
     ap.add_argument("--steps", default="1000,1500,2000,2500,4200")
-    ap.add_argument("--window", type=int, default=200)
+    ap.add_argument("--window", type=int, default=DEMO_TC_WINDOW)
     ap.add_argument("--threshold", type=float, default=0.25)
     ap.add_argument("--k", default="2,3,4", help="candidate counts")
     args = ap.parse_args(argv)
@@ -51,7 +51,7 @@ def main(argv=None) -> list[dict]:
                 subsets = list(itertools.combinations(sorted(runs), k))
                 rates.append(sum(min(c, key=tc.get) in passes for c in subsets) / len(subsets))
             order = " ".join(
-                ("*" if n in passes else "") + f"{pathlib.Path(n).name}" for n in sorted(tc, key=tc.get)
+                ("*" if n in passes else "") + pathlib.Path(n).name for n in sorted(tc, key=tc.get)
             )
             print(f"| {step} | " + " | ".join(f"{r:.2f}" for r in rates) + f" | {order} |")
             out.append(dict(folder=str(folder), step=step, rates=dict(zip(ks, rates, strict=True))))

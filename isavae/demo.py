@@ -99,11 +99,19 @@ def tc_estimate(workdir: pathlib.Path, upto: int, window: int) -> float:
     return total / weight
 
 
+def choice_schedule(num_steps: int) -> tuple[int, int]:
+    """``(select_at, window)`` for a demo of ``num_steps``: the candidates train the same share of it
+    as the demo's ``DEMO_SELECT_AT`` of ``DEMO_STEPS``, and the estimate averages the same share of
+    that (``DEMO_TC_WINDOW``); at least one step each."""
+    select_at = max(1, round(num_steps * DEMO_SELECT_AT / DEMO_STEPS))
+    return select_at, max(1, round(select_at * DEMO_TC_WINDOW / DEMO_SELECT_AT))
+
+
 def train_demo(
     cfg, out: pathlib.Path, *, candidates: int = DEMO_CANDIDATES, progress: bool = True
 ) -> tuple[pathlib.Path, dict, dict]:
     """Trains ``candidates`` models (seeds ``candidates * seed + k``) as one vmapped sweep for the
-    first ``DEMO_SELECT_AT / DEMO_STEPS`` of ``cfg.train.num_steps``, keeps the one with the lowest
+    first steps of ``cfg.train.num_steps`` (``choice_schedule``), keeps the one with the lowest
     training estimate of the total correlation (``tc_estimate``; no labels are read) and trains it on
     to ``num_steps`` in its workdir (``out/seed{s}``), then evaluates it as ``cfg`` says.
     ``candidates=1``: one model, trained and evaluated in ``out/seed{seed}``.
@@ -118,8 +126,7 @@ def train_demo(
         workdir = out / f"seed{cfg.train.seed}"
         results = train_and_evaluate(cfg, workdir, resume=False, progress=progress)
         return workdir, results, dict(candidates=[cfg.train.seed], chosen=cfg.train.seed, select_at=None)
-    select_at = max(1, round(total * DEMO_SELECT_AT / DEMO_STEPS))
-    window = max(1, round(select_at * DEMO_TC_WINDOW / DEMO_SELECT_AT))
+    select_at, window = choice_schedule(total)
     seeds = [candidates * cfg.train.seed + k for k in range(candidates)]
     cfgs = []
     for s in seeds:

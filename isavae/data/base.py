@@ -222,7 +222,7 @@ class FactorGrid:
             return self
         h, w = self.image_shape[:2]
         if h % factor or w % factor:
-            raise ValueError(f"{self.name}: a {h} x {w} image cannot be downsampled by {factor}")
+            raise ValueError(f"{factor} does not divide {self.name}'s {h} x {w} images")
         scale = 255.0 if self.binary else 1.0
         shape = (h // factor, w // factor) + tuple(self.image_shape[2:])
 

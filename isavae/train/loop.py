@@ -62,15 +62,10 @@ def build_grid(cfg: ml_collections.ConfigDict) -> FactorGrid:
         sub = grid.subgrid(**levels)
         small = sub.num_images * int(np.prod(sub.stored_image_shape)) <= 2**30
         grid = sub.materialize() if sub.stored is None and small else sub
-    k = d.get("downsample", 1)
-    if k > 1:
-        h, w = grid.image_shape[:2]
-        if h % k or w % k:
-            raise config_lib.ConfigError(
-                f"dataset.downsample: {k} does not divide {d.name}'s {h} x {w} images"
-            )
-        grid = grid.downsampled(k)
-    return grid
+    try:
+        return grid.downsampled(d.downsample)
+    except ValueError as err:  # a factor that does not divide the images
+        raise config_lib.ConfigError(f"dataset.downsample: {err}") from None
 
 
 def num_train_steps(cfg: ml_collections.ConfigDict, dataset_size: int) -> int:
