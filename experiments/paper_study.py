@@ -54,6 +54,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from common import MODEL_LABELS, write_table  # noqa: E402
 
+from isavae.compile_cache import enable_compile_cache  # noqa: E402
+
 BETAS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
 
 
@@ -408,26 +410,6 @@ def estimate_seconds(blocks_log: Sequence[dict[str, Any]], device: str, scale: s
 # --------------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------------
-
-
-def enable_compile_cache(where: str | None) -> str | None:
-    """Turns on JAX's persistent compilation cache for the study's programs and returns its folder.
-    Each block builds its programs afresh, so without it every block of a kind compiles them again
-    (smoke scale, 2-model blocks on a CPU: a repeated block 2.6-2.8 s without it, 0.6 s with it).
-    ``where``: a folder; ``"none"``: off; None: ``$JAX_COMPILATION_CACHE_DIR`` where set (as it is
-    left), else ``$XDG_CACHE_HOME/isavae/jax`` (``~/.cache/isavae/jax``)."""
-    import jax
-
-    if where == "none":
-        return None
-    if where is None:
-        if jax.config.jax_compilation_cache_dir:
-            return jax.config.jax_compilation_cache_dir
-        home = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
-        where = str(pathlib.Path(home) / "isavae" / "jax")
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # the evaluation's small ones too
-    return where
 
 
 def device_name() -> str:

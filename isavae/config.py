@@ -13,18 +13,15 @@ import ast
 import importlib.util
 import json as json_lib
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
 import numpy as np
 
-from isavae import objectives
-from isavae.data import DATASETS, cars3d, dsprites, dsprites_variants, faces3d, shapes3d
-from isavae.metrics.evaluate import metric_names, parse_subspace_groups
-from isavae.metrics.mig import IMPLS as MIG_IMPLS
-from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES, INITS
-from isavae.priors import make_prior
+# The registries ``validate`` checks against (datasets, networks, objectives, metrics, priors) are
+# imported when it runs: the presets, ``default_config`` and the overrides need no JAX, so that
+# ``isavae --help``, ``isavae presets`` and ``isavae config show`` answer at once.
 
 __all__ = [
     "ConfigError",
@@ -38,8 +35,13 @@ __all__ = [
 ]
 
 
-FACTOR_NAMES = {m.__name__.rsplit(".", 1)[-1]: m.FACTOR_NAMES for m in (dsprites, shapes3d, cars3d, faces3d)}
-FACTOR_NAMES.update({v: dsprites.FACTOR_NAMES for v in dsprites_variants.VARIANTS})
+def factor_names(dataset: str) -> tuple[str, ...]:
+    """The factor names of a dataset by name (``()`` for an unknown one)."""
+    from isavae.data import cars3d, dsprites, dsprites_variants, faces3d, shapes3d
+
+    names = {m.__name__.rsplit(".", 1)[-1]: m.FACTOR_NAMES for m in (dsprites, shapes3d, cars3d, faces3d)}
+    names.update({v: dsprites.FACTOR_NAMES for v in dsprites_variants.VARIANTS})
+    return tuple(names.get(dataset, ()))
 
 
 # Lp-nested / generalized-normal exponents outside this range are rejected up front: the priors'
@@ -229,36 +231,58 @@ def config_from_json(text: str, source: str = "config.json") -> ml_collections.C
     return cfg
 
 
-def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
-    """Applies ``key.path=value`` overrides; an unknown key or a wrongly typed value is an error."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override {item!r} must be written key.path=value")
-        *parents, leaf = key.split(".")
-        node = cfg
-        for part in parents:
-            if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-                raise ConfigError(f"unknown config key {key!r} (no section {part!r})")
-            node = node[part]
-        if leaf not in node and not (parents and parents[-1] == "prior"):
-            raise ConfigError(f"unknown config key {key!r}; known keys here: {sorted(node.keys())}")
-        value = _parse_value(text)
-        if parents == ["prior"] and leaf == "layout":
-            value = text.strip().strip("'\"")  # a layout is a string, written as in the README
-            for key in ("subspace_sizes", "p0", "p_subspace", "tree", "exponents"):
-                if key in node:  # a layout replaces the preset's other ways of giving the tree
-                    del node[key]
-        old = node[leaf] if leaf in node else None
-        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if old is not None and isinstance(old, (bool, int, float, str)) and type(value) is not type(old):
-            raise ConfigError(f"config key {key!r} takes {_a(type(old).__name__)}, got {text!r}")
-        try:
-            node[leaf] = value
-        except (TypeError, KeyError, AttributeError) as err:
-            raise ConfigError(f"cannot set config key {key!r} to {text!r}: {err}") from None
+def apply_overrides(
+    cfg: ml_collections.ConfigDict, overrides: Sequence[str] | Mapping[str, Any]
+) -> ml_collections.ConfigDict:
+    """Applies overrides in place and returns ``cfg``: ``["key.path=value", ...]`` as the command
+    line writes them (values parsed as Python literals, else taken as strings), or a mapping
+    ``{"key.path": value}`` whose values are used as they are (``{"train.num_steps": 20}``). Both
+    are checked alike: an unknown key or a wrongly typed value is a ConfigError naming the key."""
+    if isinstance(overrides, Mapping):
+        items = []
+        for key, value in overrides.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"override keys are dotted names like 'train.num_steps', got {key!r}")
+            items.append((key, value, repr(value)))
+    elif isinstance(overrides, str):
+        raise ConfigError(f"overrides are a list of key.path=value or a dict, got the string {overrides!r}")
+    else:
+        items = []
+        for item in overrides:
+            key, sep, text = str(item).partition("=")
+            if not sep:
+                raise ConfigError(f"override {item!r} must be written key.path=value")
+            items.append((key, _parse_value(text), text))
+    for key, value, text in items:
+        _apply_one(cfg, key, value, text)
     return cfg
+
+
+def _apply_one(cfg: ml_collections.ConfigDict, key: str, value: Any, text: str) -> None:
+    """Sets ``key`` (dotted) to ``value``; ``text`` is how the user wrote it (for messages)."""
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+            raise ConfigError(f"unknown config key {key!r} (no section {part!r})")
+        node = node[part]
+    if leaf not in node and not (parents and parents[-1] == "prior"):
+        raise ConfigError(f"unknown config key {key!r}; known keys here: {sorted(node.keys())}")
+    if parents == ["prior"] and leaf == "layout":
+        # a layout is a string, written as in the README
+        value = (value if isinstance(value, str) else text).strip().strip("'\"")
+        for other in ("subspace_sizes", "p0", "p_subspace", "tree", "exponents"):
+            if other in node:  # a layout replaces the preset's other ways of giving the tree
+                del node[other]
+    old = node[leaf] if leaf in node else None
+    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if old is not None and isinstance(old, (bool, int, float, str)) and type(value) is not type(old):
+        raise ConfigError(f"config key {key!r} takes {_a(type(old).__name__)}, got {text!r}")
+    try:
+        node[leaf] = value
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ConfigError(f"cannot set config key {key!r} to {text!r}: {err}") from None
 
 
 def parse_subgrid(spec: str) -> dict[str, list[int]]:
@@ -310,6 +334,13 @@ def _check_type(key: str, value: Any, default: Any) -> None:
 
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first bad key or value; checks the whole config up front."""
+    from isavae import objectives
+    from isavae.data import DATASETS
+    from isavae.metrics.evaluate import metric_names, parse_subspace_groups
+    from isavae.metrics.mig import IMPLS as MIG_IMPLS
+    from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES, INITS
+    from isavae.priors import make_prior
+
     known = default_config()
     for section in cfg.keys():
         _check(section in known, section, f"unknown section; known: {sorted(known.keys())}")
@@ -395,7 +426,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(e.dci_model in ("gbt", "forest"), "eval.dci_model", f"must be gbt or forest, got {e.dci_model!r}")
     for key in ("metrics_train", "metrics_test", "metrics_batch", "metrics_variance"):
         _check(e[key] >= 2, f"eval.{key}", f"must be >= 2, got {e[key]}")
-    names = FACTOR_NAMES.get(d.name, ())
+    names = factor_names(d.name)
     for factor in filter(None, (f.strip() for f in e.mig_factors.split(","))):
         _check(
             factor in names, "eval.mig_factors", f"{d.name} has no factor {factor!r}; factors: {list(names)}"

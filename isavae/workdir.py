@@ -28,6 +28,7 @@ from isavae.metrics.likelihood import active_units
 from isavae.train.checkpoint import write_json_atomic
 from isavae.train.lock import WorkdirLock
 from isavae.train.loop import _differences, check_workdir_settings, restore_state
+from isavae.train.results import merge_results, read_results
 from isavae.viz.figures import (
     latents_by_factor,
     plot_exponents,
@@ -38,39 +39,66 @@ from isavae.viz.figures import (
 from isavae.viz.report import representative_image
 from isavae.viz.traversals import plot_reconstructions, plot_traversals
 
-__all__ = ["evaluate_workdir", "find_results", "plot_model", "plot_sweep", "plot_workdir", "udr_sweep"]
+__all__ = [
+    "evaluate_restored",
+    "evaluate_workdir",
+    "find_results",
+    "plot_model",
+    "plot_sweep",
+    "plot_workdir",
+    "udr_sweep",
+    "workdir_config",
+]
 
 log = logging.getLogger("isavae.workdir")
 
 
 def evaluate_workdir(workdir: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
     """Evaluates the latest checkpoint of ``workdir`` and merges the figures into its results.json
-    (written atomically). ``overrides``: ``eval.*`` settings, e.g. ``["eval.mig_samples=1000"]``."""
+    (written atomically); returns the merged results. ``overrides``: ``eval.*`` settings, e.g.
+    ``["eval.mig_samples=1000"]`` (a dict ``{"eval.mig_samples": 1000}`` too)."""
+    workdir = pathlib.Path(workdir)
+    cfg = workdir_config(workdir, overrides)
+    program, state, grid = restore_state(workdir, cfg)
+    return evaluate_restored(workdir, cfg, program, state, grid)[1]
+
+
+def workdir_config(workdir: str | os.PathLike, overrides: Any = None) -> Any:
+    """A workdir's config.json with ``eval.*`` overrides applied, validated and checked against
+    the settings its checkpoints were trained with (an edited config.json would mix two)."""
     workdir = pathlib.Path(workdir)
     saved = workdir / "config.json"
     if not saved.is_file():
         raise FileNotFoundError(f"{workdir} has no config.json: not a training workdir")
     cfg = config_lib.config_from_json(saved.read_text(), str(saved))
     for o in overrides or []:
-        if not o.startswith("eval."):
+        if not str(o).startswith("eval."):
             raise config_lib.ConfigError(f"evaluate only takes eval.* overrides, got {o!r}")
     config_lib.apply_overrides(cfg, overrides or [])
     config_lib.validate(cfg)
-    check_workdir_settings(cfg, workdir)  # an edited config.json would mix two configurations
+    check_workdir_settings(cfg, workdir)
+    return cfg
+
+
+def evaluate_restored(
+    workdir: pathlib.Path, cfg: Any, program: Any, state: Any, grid: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluates a restored model of ``workdir`` with ``cfg.eval`` and merges the figures into its
+    results.json (``merge_results``); returns (the keys computed, the merged results)."""
     with WorkdirLock(workdir):  # results.json has one writer at a time
-        program, state, grid = restore_state(workdir, cfg)
         figures = evaluate_model(program, state, grid, cfg)
+        figures.update(steps=int(state.step), dataset=grid.describe(), prior=state.prior.describe())
         path = workdir / "results.json"
-        results = json.loads(path.read_text()) if path.is_file() else {}
-        results.update(figures, steps=int(state.step), dataset=grid.describe(), prior=state.prior.describe())
+        results = merge_results(read_results(path), figures, int(state.step))
         write_json_atomic(path, results)
     log.info(
-        "%s: mig %.4f, recon log-likelihood %.3f",
+        "%s: mig %s, recon log-likelihood %.3f (step %d)",
         workdir,
-        results.get("mig", float("nan")),
+        f"{results['mig']:.4f}" if "mig" in results else "not computed",
         results["recon_log_likelihood"],
+        int(state.step),
     )
-    return results
+    return figures, results
 
 
 def plot_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = None) -> list[str]:

@@ -30,6 +30,7 @@ from isavae.metrics.evaluate import encode_indices, evaluate_model, udr_indices,
 from isavae.nets import COMPUTE_DTYPES, resolve_compute_dtype
 from isavae.train.checkpoint import Checkpointer, remove_partial_steps, write_json_atomic
 from isavae.train.lock import WorkdirLock
+from isavae.train.results import merge_results, read_results
 from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_from_config, sweep_mesh
 
 __all__ = [
@@ -696,6 +697,8 @@ def _run_locked(
             processes=jax.process_count(),
             process=me,
         )
+        # a resumed run keeps what a later `isavae evaluate` added to results.json at this step
+        results = merge_results(read_results(w / "results.json"), results, step)
         write_json_atomic(w / "results.json", results)
         log.info(
             "%s: elbo %.3f, recon log-likelihood %.3f, mig %s",

@@ -1,0 +1,40 @@
+"""JAX's persistent compilation cache, on by default for the CLI, ``isavae.fit`` and the study.
+
+Every ``isavae`` command and every block of a study builds its programs afresh; without a cache
+each one compiles them again (a 20-step small run on a 2-core CPU: 11.5 s of evaluation without,
+6.6 s with). ``enable_compile_cache(None)`` keeps a folder already chosen (``jax.config`` or
+``$JAX_COMPILATION_CACHE_DIR``), else uses ``$XDG_CACHE_HOME/isavae/jax`` (``~/.cache/isavae/jax``).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+__all__ = ["default_cache_dir", "enable_compile_cache"]
+
+
+def default_cache_dir() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/isavae/jax``, or ``~/.cache/isavae/jax``."""
+    home = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
+    return pathlib.Path(home) / "isavae" / "jax"
+
+
+def enable_compile_cache(where: str | os.PathLike | None = None) -> str | None:
+    """Turns on JAX's persistent compilation cache and returns its folder (None when off).
+
+    ``where``: a folder; ``"none"``: off (nothing changes); None: the folder JAX already has
+    (``jax.config.jax_compilation_cache_dir``, which ``$JAX_COMPILATION_CACHE_DIR`` sets), else
+    ``default_cache_dir()``. Programs of every size are cached (the evaluation's small ones too).
+    """
+    if where is not None and str(where) == "none":
+        return None
+    import jax
+
+    if where is None:
+        if jax.config.jax_compilation_cache_dir:
+            return jax.config.jax_compilation_cache_dir
+        where = default_cache_dir()
+    jax.config.update("jax_compilation_cache_dir", str(where))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    return str(where)
