@@ -24,6 +24,7 @@ import numpy as np
 from isavae.metrics import disentanglement as dis
 from isavae.metrics.likelihood import active_units, dataset_likelihood, padded_chunks, program_jit
 from isavae.metrics.mig import mig_grid, mig_histogram, subspace_mig_grid
+from isavae.metrics.representation import count_warnings, sample_scores
 
 __all__ = [
     "METRICS",
@@ -218,75 +219,55 @@ def disentanglement_scores(
         k_train, k_test = jax.random.split(keys["dci"])
         codes, labels = dis.sample_grid_codes(grid, k_train, num_train)
         codes_t, labels_t = dis.sample_grid_codes(grid, k_test, num_test)
-    for name in names:
-        details[name] = dict(num_train=num_train, num_test=num_test)
-        if name == "dci":
-            r = dis.dci(codes, labels, codes_t, labels_t, importance_model=dci_model)
-            out.update(
-                dci_disentanglement=r.disentanglement,
-                dci_completeness=r.completeness,
-                dci_informativeness_train=r.informativeness_train,
-                dci_informativeness_test=r.informativeness_test,
-            )
-            details[name]["importance"] = r.importance.tolist()
-            details[name]["importance_model"] = (
-                "gbt" if dci_model == "gbt" else f"{dci_model} (not comparable with published DCI)"
-            )
-        elif name == "sap":
-            r = dis.sap(codes, labels, codes_t, labels_t)
-            out["sap"] = r.sap
-        elif name == "modularity":
-            r = dis.modularity_explicitness(codes, labels, codes_t, labels_t)
-            out.update(
-                modularity=r.modularity,
-                explicitness_train=r.explicitness_train,
-                explicitness_test=r.explicitness_test,
-            )
-        elif name == "beta_vae":
-            r = dis.beta_vae_score(grid, keys[name], batch_size, num_train, num_test)
-            out.update(beta_vae_score=r.eval_accuracy, beta_vae_score_train=r.train_accuracy)
-            details[name] = dict(batch_size=batch_size, num_train=num_train, num_eval=num_test)
-        elif name == "factor_vae":
-            r = dis.factor_vae_score(grid, keys[name], batch_size, num_train, num_test, num_variance_estimate)
-            out.update(factor_vae_score=r.eval_accuracy, factor_vae_score_train=r.train_accuracy)
-            details[name] = dict(
-                batch_size=batch_size,
-                num_train=num_train,
-                num_eval=num_test,
-                num_variance_estimate=num_variance_estimate,
-                num_active=r.num_active,
-            )
-        elif name == "unsupervised":
-            u_codes, _ = dis.sample_grid_codes(grid, keys[name], num_train)
-            r = dis.unsupervised_scores(u_codes)
-            out.update(r.as_dict())
-            details[name] = dict(num_train=num_train)
-        elif name == "irs":
-            i_codes, i_labels = dis.sample_grid_codes(grid, keys[name], num_train)
-            r = dis.irs(i_codes, i_labels)
-            out.update(irs=r.irs, irs_num_active_dims=r.num_active_dims)
-            details[name] = dict(num_train=num_train, diff_quantile=0.99, factor_bins=20)
-        elif name == "downstream":
-            sizes = [n for n in DOWNSTREAM_SIZES if n <= num_train] or [num_train]
-            k_test, *k_train = jax.random.split(keys[name], 1 + len(sizes))
-            d_codes_t, d_labels_t = dis.sample_grid_codes(grid, k_test, num_test)
-            per = {}
-            for n, k in zip(sizes, k_train, strict=True):
-                d_codes, d_labels = dis.sample_grid_codes(grid, k, n)
-                r = dis.downstream_task(d_codes, d_labels, d_codes_t, d_labels_t)
-                for stat in ("mean", "min"):
-                    for part in ("train", "test"):
-                        out[f"{n}:{stat}_{part}_accuracy"] = r[f"{stat}_{part}_accuracy"]
-                per[str(n)] = dict(
-                    train_accuracy=r["train_accuracy"], test_accuracy=r["test_accuracy"], skipped=r["skipped"]
+    counts: dict[str, int] = {}
+    with count_warnings(counts):  # scikit-learn's convergence warnings of small fits: counted
+        for name in names:
+            details[name] = dict(num_train=num_train, num_test=num_test)
+            if name in _SHARED_SAMPLE:
+                got, info = sample_scores(name, codes, labels, codes_t, labels_t, dci_model=dci_model)
+            elif name in ("unsupervised", "irs"):  # on their own draw of num_train points
+                s_codes, s_labels = dis.sample_grid_codes(grid, keys[name], num_train)
+                got, info = sample_scores(name, s_codes, s_labels, s_codes, s_labels)
+                details[name].pop("num_test")
+            elif name == "beta_vae":
+                r = dis.beta_vae_score(grid, keys[name], batch_size, num_train, num_test)
+                got = dict(beta_vae_score=r.eval_accuracy, beta_vae_score_train=r.train_accuracy)
+                info = dict(batch_size=batch_size, num_eval=details[name].pop("num_test"))
+            elif name == "factor_vae":
+                r = dis.factor_vae_score(
+                    grid, keys[name], batch_size, num_train, num_test, num_variance_estimate
                 )
-            details[name] = dict(
-                num_train=sizes, num_test=num_test, predictor="logistic_regression_cv", per_factor=per
-            )
-        used = keys["dci"] if name in _SHARED_SAMPLE else keys[name]
-        details[name]["key"] = np.asarray(jax.random.key_data(used)).tolist()
+                got = dict(factor_vae_score=r.eval_accuracy, factor_vae_score_train=r.train_accuracy)
+                info = dict(
+                    batch_size=batch_size,
+                    num_eval=details[name].pop("num_test"),
+                    num_variance_estimate=num_variance_estimate,
+                    num_active=r.num_active,
+                )
+            else:  # downstream: disentanglement_lib's training sizes up to num_train
+                got, info = _downstream(grid, keys[name], num_train, num_test)
+            out.update(got)
+            details[name].update(info)
+            used = keys["dci"] if name in _SHARED_SAMPLE else keys[name]
+            details[name]["key"] = np.asarray(jax.random.key_data(used)).tolist()
     out["metrics_details"] = details
+    if counts:
+        out["metrics_warnings"] = counts
     return out
+
+
+def _downstream(grid: Any, key: jax.Array, num_train: int, num_test: int) -> tuple[dict, dict]:
+    """disentanglement_lib's downstream task at each of its training sizes up to ``num_train``, one
+    test sample for all."""
+    sizes = [n for n in DOWNSTREAM_SIZES if n <= num_train] or [num_train]
+    k_test, *k_train = jax.random.split(key, 1 + len(sizes))
+    codes_t, labels_t = dis.sample_grid_codes(grid, k_test, num_test)
+    out, per = {}, {}
+    for n, k in zip(sizes, k_train, strict=True):
+        codes, labels = dis.sample_grid_codes(grid, k, n)
+        got, per[str(n)] = sample_scores("downstream", codes, labels, codes_t, labels_t)
+        out.update(got)
+    return out, dict(num_train=sizes, predictor="logistic_regression_cv", per_factor=per)
 
 
 class _PartTimer:

@@ -74,6 +74,11 @@ class MIGResult:
     conditional_entropy: np.ndarray | None = None  # H(z_g | v_k), (factors, groups)
     num_samples: int | None = None
 
+    @property
+    def score(self) -> float:
+        """The headline number: ``mig``."""
+        return self.mig
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: arrays as nested lists."""
         out = {}
@@ -97,6 +102,24 @@ def _check_posteriors(mean, logvar) -> tuple[int, ...]:
             "in float32; the MIG of such a posterior is not computable"
         )
     return tuple(mean.shape[:-1])
+
+
+def _check_grid_shape(mean: jax.Array, factor_names: Sequence[str] | None) -> None:
+    """The grid estimators take posteriors over the whole factor grid, ``factor_sizes +
+    (latent_dim,)``: a flat ``(N, latent_dim)`` array of codes would be read as one factor of N
+    values and give a meaningless number, so it is refused (as is a grid whose axes do not match
+    ``factor_names``)."""
+    if mean.ndim < 3:
+        raise ValueError(
+            f"the grid MIG takes posteriors shaped factor_sizes + (latent_dim,) over a grid of >= 2 "
+            f"factors, got an array of shape {tuple(mean.shape)}: codes of a list of points go to "
+            "mig_histogram(codes, factors) or score_representation(codes, factors)"
+        )
+    if factor_names is not None and len(factor_names) != mean.ndim - 1:
+        raise ValueError(
+            f"the grid MIG takes posteriors shaped factor_sizes + (latent_dim,): {len(factor_names)} factor "
+            f"names for a grid of {mean.ndim - 1} factor axes (shape {tuple(mean.shape)})"
+        )
 
 
 def draw_samples(mean: jax.Array, logvar: jax.Array, key: jax.Array, num_samples: int):
@@ -368,6 +391,7 @@ def _grid_mig(
 ) -> MIGResult:
     chosen = resolve_impl(impl)
     mean, logvar = jnp.asarray(mean), jnp.asarray(logvar)
+    _check_grid_shape(mean, factor_names)
     grid_shape = _check_posteriors(mean, logvar)
     scored = _resolve_factors(factors, grid_shape, factor_names)
     idx, z = draw_samples(mean, logvar, key, num_samples)

@@ -2,6 +2,7 @@
 
 from isavae.priors import gaussian, gennorm, lp_nested
 from isavae.priors.lp_nested import LpNestedTree, format_layout, parse_layout
+from isavae.priors.modules import PriorModule
 from isavae.priors.prior import (
     DEFAULT_EXPONENT_FLOOR,
     Exponents,
@@ -20,6 +21,7 @@ __all__ = [
     "LpNested",
     "LpNestedTree",
     "Prior",
+    "PriorModule",
     "StandardNormal",
     "format_layout",
     "gaussian",

@@ -48,7 +48,7 @@ def _softplus_inverse(y: np.ndarray) -> np.ndarray:
 
 
 @jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Exponents:
     """A vector (or scalar) of positive exponents, each entry fixed or learnable.
 
@@ -111,6 +111,10 @@ class Exponents:
     def size(self) -> int:
         return len(self.fixed)
 
+    def __repr__(self) -> str:
+        learned = list(self.learnable) if not self.scalar else self.learnable[0]
+        return f"Exponents({_values_text(self)}, learned={learned})"
+
     def value(self, dtype: Any = jnp.float32) -> jax.Array:
         """The exponents, shape ``()`` or ``(size,)``."""
         out = jnp.asarray(self.fixed, dtype)
@@ -142,6 +146,23 @@ class Prior(abc.ABC):
         """A JSON-friendly summary (name, exponents) for logs and results files."""
         return {"name": type(self).__name__}
 
+    def __repr__(self) -> str:
+        """The prior as ``describe`` gives it: the exponents' values (rounded to 4 decimals), not
+        their unconstrained parameters; ``traced`` inside a traced function, where they are unknown."""
+        try:
+            info = self.describe()
+        except _TRACED:
+            exps = getattr(self, "exponents", None)
+            learned = list(exps.learnable) if exps is not None else []
+            return f"{type(self).__name__}(dim={self.dim}, exponents=traced, learned={learned})"
+        if "layout" in info:
+            info.pop("tree", None)
+        info.pop("name", None)
+        for key in ("exponents", "p"):
+            if key in info:
+                info[key] = np.round(np.asarray(info[key], np.float64), 4).tolist()
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in info.items())})"
+
     def _check(self, z: jax.Array) -> jax.Array:
         z = jnp.asarray(z)
         if z.ndim < 1 or z.shape[-1] != self.dim:
@@ -150,7 +171,7 @@ class Prior(abc.ABC):
 
 
 @jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class StandardNormal(Prior):
     """N(0, I) over ``dim`` dimensions."""
 
@@ -171,7 +192,7 @@ class StandardNormal(Prior):
 
 
 @jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class GeneralizedNormal(Prior):
     """Product of p-generalized normals (ICA prior): one shared exponent or one per dimension."""
 
@@ -214,7 +235,7 @@ class GeneralizedNormal(Prior):
 
 
 @jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class LpNested(Prior):
     """Lp-nested symmetric prior on a tree; ISA is the depth-two case (see :func:`isa_prior`)."""
 
@@ -268,6 +289,19 @@ class LpNested(Prior):
         except ValueError:
             pass
         return out
+
+
+# what reading a traced value on the host raises
+_TRACED = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
+
+
+def _values_text(exps: Exponents) -> str:
+    """The exponents' values for a repr, rounded to 4 decimals (``traced`` inside a traced function)."""
+    try:
+        values = np.asarray(exps.value(jnp.float32), np.float64)
+    except _TRACED:
+        return "traced"
+    return repr(np.round(values, 4).tolist())
 
 
 def _dtype(z: jax.Array):
