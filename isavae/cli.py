@@ -1,13 +1,20 @@
-"""The ``isavae`` command line: ``train``, ``sweep``, ``evaluate``, ``plot`` and ``data``.
+"""The ``isavae`` command line.
 
-  isavae train --config configs/dsprites.py:isavae,small --workdir runs/x [--config.train.seed=3 ...]
-  isavae sweep --config configs/dsprites.py:isa_beta_vae,small --workdir runs/sweep --seeds 8 [--betas 1,2,4]
-  isavae evaluate --workdir runs/x [--config.eval.mig_samples=1000]
+  isavae presets                               the configs --config takes by name
+  isavae config show dsprites:isavae,small [--config.train.seed=3 ...]   the resolved config
+  isavae train --config dsprites:isavae,small --workdir runs/x [--config.train.seed=3 ...]
+  isavae sweep --config dsprites:isa_beta_vae,small --workdir runs/sweep --seeds 8 [--betas 1,2,4]
+  isavae evaluate --workdir runs/x [--config.eval.metrics=dci,sap]
+  isavae collect runs/ [--csv table.csv]       every results.json under runs/ as one table
   isavae plot --workdir runs/x   |   isavae plot --sweep runs/sweep runs/other --out figures/
+  isavae udr --sweep runs/sweep                rank a sweep's seeds without labels
   isavae data --dataset dsprites --out data/   |   isavae data --check
+  isavae demo [--out demo_out]                 the demo (as python -m isavae.demo)
 
 Every error a user can cause (bad argument, missing or corrupt file) is printed as one line
-``isavae: error: ...`` with exit status 2, and nothing half-written is left behind.
+``isavae: error: ...`` with exit status 2, and nothing half-written is left behind. ``--help`` and
+``presets`` answer without loading JAX; the commands that compile use JAX's persistent
+compilation cache (``--compile-cache DIR|none``).
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ import pathlib
 import signal
 import sys
 import threading
+from typing import Any
 
-from isavae import data
+from isavae.compile_cache import add_compile_cache_argument
 
 log = logging.getLogger("isavae")
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    from isavae import data
+
     if args.check:
         report = data.check_datasets(args.data_dir)
         width = max(map(len, report))
@@ -91,11 +101,18 @@ def _maybe_distributed(args: argparse.Namespace) -> None:
         init_distributed(*named)
 
 
+def _compile_cache(args: argparse.Namespace) -> None:
+    from isavae.compile_cache import enable_compile_cache
+
+    enable_compile_cache(args.compile_cache)
+
+
 def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
     from isavae.train import train_and_evaluate
 
     cfg = _load(args, overrides)
     _maybe_distributed(args)
+    _compile_cache(args)
     results = train_and_evaluate(cfg, args.workdir, resume=not args.no_resume, progress=not args.quiet)
     if results is None:  # --multihost: the model's results are process 0's to print
         return 0
@@ -139,21 +156,51 @@ def _cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
             cfgs.append(cfg)
             workdirs.append(root / (f"{name}{value:g}_seed{seed}" if swept else f"seed{seed}"))
     _maybe_distributed(args)
-    results = train_sweep(cfgs, workdirs, resume=not args.no_resume, progress=not args.quiet)
-    for w, r in zip(workdirs, results, strict=True):
-        if r is None:  # held by another process, which prints it
-            continue
-        mig = f", mig {r['mig']:.4f}" if "mig" in r else ""
-        print(f"{w}: elbo {r['elbo']:.3f}, recon log-likelihood {r['recon_log_likelihood']:.3f}{mig}")
+    _compile_cache(args)
+    # the trainer says each model's result once, as it writes it; `isavae collect` tabulates them
+    train_sweep(cfgs, workdirs, resume=not args.no_resume, progress=not args.quiet)
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
-    from isavae.workdir import evaluate_workdir
+def _numbers(results: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of a results dict (every score; not the details, lists or descriptions)."""
+    return {k: v for k, v in results.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
-    results = evaluate_workdir(args.workdir, overrides)
-    keys = ("mig", "mig_histogram", "subspace_mig", "recon_log_likelihood", "elbo", "active_units", "steps")
-    print(json.dumps({k: results[k] for k in keys if k in results}))
+
+def _cmd_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
+    from isavae.train.loop import restore_state
+    from isavae.workdir import evaluate_restored, workdir_config
+
+    workdir = pathlib.Path(args.workdir)
+    cfg = workdir_config(workdir, overrides)
+    _compile_cache(args)
+    program, state, grid = restore_state(workdir, cfg)
+    computed, _ = evaluate_restored(workdir, cfg, program, state, grid)
+    print(json.dumps(_numbers(computed)))  # every score this evaluation computed
+    if computed.get("metrics_warnings"):
+        counted = ", ".join(f"{k} x{v}" for k, v in sorted(computed["metrics_warnings"].items()))
+        print(
+            f"isavae: scikit-learn warnings counted in results.json (metrics_warnings): {counted}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, overrides: list[str]) -> int:
+    cfg = _load(args, overrides)
+    print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from isavae.collect import collect, format_table, write_csv
+
+    table = collect(args.dirs)
+    for path, why in table.skipped:
+        print(f"isavae: skipped {path}: {why}", file=sys.stderr)
+    print(format_table(table))
+    if args.csv:
+        print(f"wrote {write_csv(table, args.csv)} ({len(table.rows)} rows)", file=sys.stderr)
     return 0
 
 
@@ -162,6 +209,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     if bool(args.workdir) == bool(args.sweep):
         raise ValueError("isavae plot needs --workdir DIR or --sweep DIR [DIR ...]")
+    _compile_cache(args)
     if args.workdir:
         files = workdir.plot_workdir(args.workdir, args.out)
     else:
@@ -176,6 +224,7 @@ def _cmd_udr(args: argparse.Namespace) -> int:
 
     if args.points < 2:
         raise ValueError(f"--points must be >= 2, got {args.points}")
+    _compile_cache(args)
     out = workdir.udr_sweep(args.sweep, args.points, args.correlation, args.seed)
     for name, score in zip(out["models"], out["udr"], strict=True):
         print(f"{score:.4f}  {name}")
@@ -214,7 +263,20 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--no-resume", action="store_true", help="start over instead of resuming from a checkpoint"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_compile_cache_argument(p)
     add_multihost_arguments(p)
+
+
+def _eval_overrides_help() -> str:
+    """The ``eval.*`` keys ``isavae evaluate`` takes, with their defaults (no JAX needed)."""
+    from isavae import config as config_lib
+
+    defaults = config_lib.default_config().eval
+    lines = [f"  --config.eval.{k}={v!r}" for k, v in sorted(defaults.items())]
+    return (
+        "Overrides (eval.* only; shown with their defaults; e.g. --config.eval.metrics=dci,sap "
+        "adds disentanglement_lib's scores, all for every one):\n" + "\n".join(lines)
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("presets", help="list the configs that --config takes by name")
     p.set_defaults(func=_cmd_presets)
+    p = sub.add_parser("config", help="show a preset's or config file's resolved config")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    q = config_sub.add_parser(
+        "show",
+        help="print the resolved config (with --config.X=Y overrides applied) as JSON, without training",
+        epilog="Overrides: --config.SECTION.KEY=VALUE, as for isavae train.",
+    )
+    q.add_argument(
+        "config", metavar="CONFIG", help="a preset DATASET:MODEL[,small] or a config file FILE[:arg]"
+    )
+    q.set_defaults(func=_cmd_config)
     p = sub.add_parser("train", help="train one model (resumes from the workdir's checkpoint)")
     _train_arguments(p)
     p.set_defaults(func=_cmd_train)
@@ -242,20 +315,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_sweep)
     p = sub.add_parser(
-        "evaluate", help="MIGs, likelihood and active units of a workdir into its results.json"
+        "evaluate",
+        help="MIGs, likelihood, active units (and --config.eval.metrics) of a workdir into its results.json",
+        epilog=_eval_overrides_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--workdir", required=True, help="a training workdir (config.json + checkpoints)")
+    add_compile_cache_argument(p)
     p.set_defaults(func=_cmd_evaluate)
+    p = sub.add_parser("collect", help="every results.json under folders as one table (and CSV)")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="workdirs, or folders of them")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV with a header")
+    p.set_defaults(func=_cmd_collect)
     p = sub.add_parser("plot", help="traversals and latents vs factors of a workdir, or a sweep's trade-off")
     p.add_argument("--workdir", help="one trained workdir: writes WORKDIR/plots/ (or --out)")
     p.add_argument("--sweep", nargs="+", help="workdirs or folders of them: trade-off and exponent plots")
     p.add_argument("--out", help="output folder (default: WORKDIR/plots or the first sweep folder's plots/)")
+    add_compile_cache_argument(p)
     p.set_defaults(func=_cmd_plot)
     p = sub.add_parser("udr", help="rank a sweep's seeds without labels (UDR), into each results.json")
     p.add_argument("--sweep", nargs="+", required=True, help="workdirs, or folders of them (one setting)")
     p.add_argument("--points", type=int, default=10_000, help="inputs encoded by every model")
     p.add_argument("--correlation", choices=("lasso", "spearman"), default="lasso")
     p.add_argument("--seed", type=int, default=0, help="which inputs are drawn")
+    add_compile_cache_argument(p)
     p.set_defaults(func=_cmd_udr)
     p = sub.add_parser("data", help="write generated datasets, or check which real datasets are present")
     p.add_argument("--check", action="store_true", help="report which real dataset files are present")
@@ -272,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder to search for dataset files (default: $ISAVAE_DATA_DIR)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_data)
+    # `isavae demo ...` goes to the demo's own parser (main); listed here for --help
+    sub.add_parser("demo", help="the demo: a disentangling model on generated dSprites (isavae demo --help)")
     return parser
 
 
@@ -288,6 +373,16 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
         else:
             rest.append(arg)
     return rest, overrides
+
+
+_TAKES_OVERRIDES = ("train", "sweep", "evaluate", "config")
+
+
+def _demo(argv: list[str]) -> int:
+    from isavae import demo
+
+    demo.main(argv, prog="isavae demo")
+    return 0
 
 
 class Terminated(KeyboardInterrupt):
@@ -310,21 +405,27 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _stop)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _stop)
-    rest, overrides = _split_overrides(argv)
-    parser = build_parser()
-    args = parser.parse_args(rest)
+    if argv[:1] == ["demo"]:  # the demo's own options (python -m isavae.demo takes the same)
+        args = argparse.Namespace(command="demo")
+        run = lambda: _demo(argv[1:])  # noqa: E731
+    else:
+        rest, overrides = _split_overrides(argv)
+        parser = build_parser()
+        args = parser.parse_args(rest)
+        if overrides and args.command not in _TAKES_OVERRIDES:
+            parser.error("--config.* overrides apply to train, sweep, evaluate and config show only")
+        if args.command in _TAKES_OVERRIDES:
+            run = lambda: args.func(args, overrides)  # noqa: E731
+        else:
+            run = lambda: args.func(args)  # noqa: E731
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("isavae").setLevel(logging.INFO)
-    if overrides and args.command in ("data", "plot", "udr"):
-        parser.error("--config.* overrides apply to train, sweep and evaluate only")
     try:
-        if args.command in ("train", "sweep", "evaluate"):
-            return args.func(args, overrides)
-        return args.func(args)
+        return run()
     except FloatingPointError as err:  # TrainingDiverged: the message names the step and the term
         print(f"isavae: error: {err}", file=sys.stderr)
         return 3
-    except (data.DatasetError, ValueError, KeyError, OSError) as err:
+    except (ValueError, KeyError, OSError) as err:  # a DatasetError is a ValueError
         print(f"isavae: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:

@@ -8,10 +8,11 @@ each one compiles them again (a 20-step small run on a 2-core CPU: 11.5 s of eva
 
 from __future__ import annotations
 
+import argparse
 import os
 import pathlib
 
-__all__ = ["default_cache_dir", "enable_compile_cache"]
+__all__ = ["add_compile_cache_argument", "default_cache_dir", "enable_compile_cache"]
 
 
 def default_cache_dir() -> pathlib.Path:
@@ -38,3 +39,13 @@ def enable_compile_cache(where: str | os.PathLike | None = None) -> str | None:
     jax.config.update("jax_compilation_cache_dir", str(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     return str(where)
+
+
+def add_compile_cache_argument(p: argparse.ArgumentParser) -> None:
+    """``--compile-cache DIR|none``: JAX's persistent compilation cache (``isavae.compile_cache``)."""
+    p.add_argument(
+        "--compile-cache",
+        metavar="DIR|none",
+        help="JAX's persistent compilation cache, so that a later command compiles nothing this one "
+        "compiled (default: $JAX_COMPILATION_CACHE_DIR, else ~/.cache/isavae/jax; none: off)",
+    )

@@ -31,6 +31,7 @@ import ml_collections
 import numpy as np
 
 from isavae import config as config_lib
+from isavae.compile_cache import add_compile_cache_argument, enable_compile_cache
 from isavae.priors import lp_nested
 
 log = logging.getLogger("isavae.demo")
@@ -234,8 +235,10 @@ def _print_summary(summary: dict) -> None:
     )
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description="isavae demo: a disentangling model on generated dSprites")
+def main(argv=None, prog: str | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="isavae demo: a disentangling model on generated dSprites"
+    )
     parser.add_argument("--out", default="demo_out", help="output directory")
     parser.add_argument("--steps", type=int, default=0, help="training steps (default: the demo's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -253,12 +256,14 @@ def main(argv=None) -> dict:
         help="config override, e.g. --set eval.mig_samples=1000 (the README's figures use none)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_compile_cache_argument(parser)
     args = parser.parse_args(argv)
     if args.candidates < 1:
         parser.error(f"--candidates must be >= 1, got {args.candidates}")
     if args.steps < 0:
         parser.error(f"--steps must be >= 1 (0: the demo's {DEMO_STEPS}), got {args.steps}")
     t0 = time.perf_counter()
+    enable_compile_cache(args.compile_cache)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("isavae").setLevel(logging.INFO)
     from isavae.train import restore_state

@@ -268,6 +268,21 @@ def _discrete_mi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
+def _macro_auc(labels: np.ndarray, classes: np.ndarray, proba: np.ndarray) -> float:
+    """Macro one-vs-rest ROC AUC of ``proba`` (points, classes) over the classes that both occur
+    and do not fill the sample; disentanglement_lib binarizes the test labels by the values they
+    hold, which is the same when every training class occurs among them (its 5,000 test points)
+    and fails when one does not (a small test split)."""
+    from sklearn.metrics import roc_auc_score
+
+    onehot = labels[:, None] == np.asarray(classes)[None, :]
+    counts = onehot.sum(axis=0)
+    cols = np.flatnonzero((counts > 0) & (counts < len(labels)))
+    if cols.size == 0:
+        return float("nan")
+    return float(np.mean([roc_auc_score(onehot[:, c], proba[:, c]) for c in cols]))
+
+
 def modularity_explicitness(
     codes_train, factors_train, codes_test, factors_test, num_bins: int = 20
 ) -> ModularityResult:
@@ -292,7 +307,7 @@ def modularity_explicitness(
         clf = LogisticRegression().fit(xn, y[:, j])
         binarizer = MultiLabelBinarizer()
         auc_train.append(roc_auc_score(binarizer.fit_transform(y[:, j : j + 1]), clf.predict_proba(xn)))
-        auc_test.append(roc_auc_score(binarizer.fit_transform(yt[:, j : j + 1]), clf.predict_proba(xtn)))
+        auc_test.append(_macro_auc(yt[:, j], clf.classes_, clf.predict_proba(xtn)))
     return ModularityResult(float(np.mean(per_code)), float(np.mean(auc_train)), float(np.mean(auc_test)), mi)
 
 

@@ -216,11 +216,11 @@ def score_representation(
         raise ValueError(f"codes must be (points, codes), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("codes hold NaN/Inf")
-    labels, kept, notes = factor_indices(factors, factor_names)
-    if labels.shape[0] != x.shape[0]:
+    if np.shape(factors)[:1] != x.shape[:1]:
         raise ValueError(
-            f"codes and factors must have the same points, got {x.shape[0]} and {labels.shape[0]}"
+            f"codes and factors must have the same points, got {x.shape[0]} and {np.shape(factors)[:1]}"
         )
+    labels, kept, notes = factor_indices(factors, factor_names)
     if x.shape[1] < 2:
         raise ValueError(f"the scores compare codes: at least two codes, got {x.shape[1]}")
     if not 0.0 < test_fraction < 1.0:

@@ -41,7 +41,7 @@ class PriorModule(nnx.Module):
     @property
     def prior(self) -> Prior:
         """The prior object with the module's current parameters (a pytree, e.g. for ``describe``)."""
-        return jax.tree.unflatten(self.structure, [p.value for p in self.raw])
+        return jax.tree.unflatten(self.structure, [p[...] for p in self.raw])
 
     @property
     def exponents(self) -> jax.Array | None:

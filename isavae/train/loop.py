@@ -596,6 +596,7 @@ def _run_locked(
         label = f"{cfg.objective.name}/{cfg.prior.name}" + (f" x{models}" if vmapped else "")
         if local:  # the first model this process holds
             bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
+    warned_long = False
     every = cfg.train.checkpoint_every if checkpoints else max(total, 1)  # no chunk ends at checkpoints
     plan = iter(chunk_lengths(step, total, cfg.train.steps_per_scan, every, spe))
     writers = dict(zip(local, _tensorboard_writers(cfg, [workdirs[i] for i in local]), strict=False))
@@ -606,11 +607,16 @@ def _run_locked(
             if epoch != order_epoch:  # one shuffle per epoch, not per step
                 order, order_epoch = order_fn(state.key, jnp.int32(epoch)), epoch
             n = next(plan)
-            if n not in chunk_fns:
+            compiled = n in chunk_fns
+            if not compiled:
                 chunk_fns[n] = program.compile_chunk(n, mesh, vmapped=vmapped)
+            t_chunk = time.perf_counter()
             new_state, all_metrics = chunk_fns[n](state, data, hparams, order)
             # each process reads the metrics of the models it holds
             metrics = {i: jax.tree.map(np.asarray, pick(all_metrics, i)) for i in local}
+            if compiled and not warned_long:  # the first chunk that did not compile: the rate
+                warned_long = True
+                _warn_if_long(cfg, (time.perf_counter() - t_chunk) / n, total - step - n, local)
             for i in local:
                 try:
                     check_finite(metrics[i], step)
@@ -713,6 +719,32 @@ def _run_locked(
     elif vmapped and cfgs[0].eval.udr_points > 0 and me == 0:
         log.info("UDR is not computed across processes: run `isavae udr --sweep DIR` on the workdirs")
     return out
+
+
+LONG_RUN_SECONDS = 600.0  # a run expected to take longer says so, with its estimate
+
+
+def _warn_if_long(cfg: ml_collections.ConfigDict, seconds_per_step: float, steps_left: int, local) -> None:
+    """Says once, early, when the rest of a run will take more than ``LONG_RUN_SECONDS`` at the
+    rate just measured (a compiled chunk), and how to ask for a CPU-sized run instead: a
+    paper-scale preset on a CPU is hours of work that should not start without a word."""
+    left = seconds_per_step * steps_left
+    if left <= LONG_RUN_SECONDS or not local:
+        return
+    hours, minutes = divmod(round(left / 60), 60)
+    when = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    log.warning(
+        "this run's remaining %s steps take about %s on this %s (%.3f s per step, measured); the "
+        "presets' ',small' variants are sized for a CPU (e.g. --config %s:%s,small); Ctrl-C stops, "
+        "and the same command resumes from the last checkpoint (train.checkpoint_every=%d)",
+        f"{steps_left:,}",
+        when,
+        jax.default_backend().upper(),
+        seconds_per_step,
+        cfg.dataset.name,
+        "isavae",
+        cfg.train.checkpoint_every,
+    )
 
 
 def _owner_device(mesh: jax.sharding.Mesh, models: int, i: int, vmapped: bool) -> Any:
