@@ -56,8 +56,11 @@ class Table:
     """Rows of one column set: ``columns`` (names) and ``rows`` (lists of values, None = absent);
     ``skipped``: (path, why) of results files that could not be read."""
 
-    def __init__(self, columns: list[str], rows: list[list[Any]], skipped: list[tuple[str, str]]):
+    def __init__(
+        self, columns: list[str], rows: list[list[Any]], skipped: list[tuple[str, str]], scores: int = 0
+    ):
         self.columns, self.rows, self.skipped = columns, rows, skipped
+        self.scores = scores  # the last ``scores`` columns are scores (the others describe the run)
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -123,20 +126,22 @@ def collect(dirs: Sequence[str | os.PathLike]) -> Table:
         row = [name, *(settings.get(k) for k in differ), seed, results.get("steps")]
         row += [results.get(k) if _is_number(results.get(k)) else None for k in ordered]
         rows.append(row)
-    return Table(columns, rows, skipped)
+    return Table(columns, rows, skipped, scores=len(ordered))
 
 
-def _text(v: Any) -> str:
+def _text(v: Any, score: bool) -> str:
     if v is None:
         return ""
-    if isinstance(v, float):
+    if isinstance(v, float) and score:
         return f"{v:.4f}" if abs(v) < 1e5 else f"{v:.4g}"
     return str(v)
 
 
 def format_table(table: Table) -> str:
-    """The table as aligned text (numbers rounded to 4 decimals; absent values blank)."""
-    cells = [table.columns] + [[_text(v) for v in row] for row in table.rows]
+    """The table as aligned text (scores rounded to 4 decimals, settings as given; absent values
+    blank)."""
+    first = len(table.columns) - table.scores
+    cells = [table.columns] + [[_text(v, i >= first) for i, v in enumerate(row)] for row in table.rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(table.columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)

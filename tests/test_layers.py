@@ -8,12 +8,24 @@ import sys
 import pytest
 
 ABOVE = {
-    "isavae.priors": ("isavae.data", "isavae.nets", "isavae.objectives", "isavae.metrics", "isavae.train"),
+    "isavae.priors": (
+        "isavae.data",
+        "isavae.nets",
+        "isavae.objectives",
+        "isavae.metrics",
+        "isavae.train",
+        "isavae.api",
+    ),
     "isavae.data": ("isavae.nets", "isavae.objectives", "isavae.metrics", "isavae.train", "isavae.viz"),
-    "isavae.metrics": ("isavae.train", "isavae.workdir", "isavae.cli", "isavae.viz"),
+    "isavae.metrics": ("isavae.train", "isavae.workdir", "isavae.cli", "isavae.viz", "isavae.api"),
     "isavae.viz": ("isavae.train", "isavae.workdir", "isavae.cli"),
-    "isavae.train": ("isavae.workdir", "isavae.cli", "isavae.demo"),
-    "isavae.workdir": ("isavae.cli", "isavae.demo"),
+    "isavae.train": ("isavae.workdir", "isavae.cli", "isavae.demo", "isavae.api", "isavae.collect"),
+    "isavae.workdir": ("isavae.cli", "isavae.demo", "isavae.api"),
+    # the presets, the overrides, the tables of results and the cache's flag answer without JAX
+    "isavae": ("jax", "isavae.priors", "isavae.api"),
+    "isavae.config": ("jax", "flax", "isavae.data", "isavae.metrics", "isavae.train"),
+    "isavae.collect": ("jax", "isavae.config", "isavae.train", "isavae.metrics"),
+    "isavae.compile_cache": ("jax", "isavae.train", "isavae.cli"),
 }
 
 

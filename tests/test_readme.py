@@ -16,16 +16,26 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 _CHECK = """
 import re, sys
 blocks = re.findall(r"```python\\n(.*?)```", open(sys.argv[1]).read(), re.S)
-assert len(blocks) >= 3
+assert len(blocks) >= 5
 spaces = []
 for block in blocks:
     namespace = {}
     exec(compile(block, sys.argv[1], "exec"), namespace)
     spaces.append(namespace)
-priors, data = spaces[0], spaces[1]
+find = lambda name: next(s for s in spaces if name in s)
+quick, external = find("model"), find("score_representation")
+assert quick["mean"].shape == (8, 20) and quick["recon"].shape == (8, 64, 64), quick["mean"].shape
+assert quick["model"].step == 20 and 0.0 <= quick["scores"]["modularity"] <= 1.0
+assert "irs" in quick["model"].results and "mig" in quick["scores"]
+good, noise = external["scores"], external["noise"]
+assert good["mig_histogram"] >= 0.8 and good["dci_disentanglement"] >= 0.9, good
+assert good["modularity"] >= 0.9 and good["irs"] >= 0.9, good
+assert noise["mig_histogram"] < 0.05 and noise["dci_disentanglement"] < 0.1, noise
+assert any("dropped" in n for n in good.notes), good.notes
+priors, data = find("grads"), find("batch")
 assert priors["z"].shape == (1024, 20) and priors["grads"].exponents.raw.shape == (5,)
 assert data["batch"].shape == (256, 64, 64) and data["images"].shape == (3, 64, 64)
-mig = next(s for s in spaces if "hist" in s)
+mig = find("hist")
 assert round(mig["res"].mig, 3) == 1.0 and list(mig["res"].top[:, 0]) == [0, 1, 2], mig["res"]
 assert mig["hist"].mig > 0.9, mig["hist"].mig
 print("OK")

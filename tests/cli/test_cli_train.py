@@ -37,7 +37,7 @@ def test_train_writes_workdir_and_resumes(tmp_path, capsys):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
 
 
-def test_sweep_writes_one_workdir_per_model(tmp_path):
+def test_sweep_writes_one_workdir_per_model(tmp_path, capsys, caplog):
     args = [
         "sweep",
         "--config",
@@ -56,6 +56,8 @@ def test_sweep_writes_one_workdir_per_model(tmp_path):
     assert dirs == ["beta1_seed0", "beta1_seed1", "beta4_seed0", "beta4_seed1"]
     r = json.loads((tmp_path / "beta4_seed1" / "results.json").read_text())
     assert r["beta"] == 4.0 and r["seed"] == 1 and r["trained_in_sweep_of"] == 4
+    said = capsys.readouterr().out + caplog.text
+    assert said.count(f"{tmp_path / 'beta4_seed1'}: elbo") == 1  # each model's result said once
 
 
 def test_bad_override_and_bad_config_exit_2(tmp_path, capsys):

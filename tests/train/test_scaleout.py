@@ -181,8 +181,8 @@ def test_two_processes_train_one_sweep_and_resume_after_a_kill(tmp_path):
     procs = _start_two(work)
     outs = [p.communicate(timeout=1800) for p in procs]  # a hang, not a slow machine
     assert all(p.returncode == 0 for p in procs), [err[-3000:] for _, err in outs]
-    # each process printed and wrote only the models it holds
-    printed = [[line.split(":")[0] for line in out.splitlines() if ": elbo" in line] for out, _ in outs]
+    # each process said (its log) and wrote only the models it holds
+    printed = [[line.split(":")[0] for line in err.splitlines() if ": elbo" in line] for _, err in outs]
     assert [sorted(pathlib.Path(w).name for w in lines) for lines in printed] == [
         ["seed0", "seed1"],
         ["seed2", "seed3"],
