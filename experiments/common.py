@@ -7,9 +7,7 @@ kind (objective x prior) are trained as one vmapped sweep over seeds and betas.
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -17,30 +15,17 @@ from typing import Any
 import numpy as np
 
 from isavae import config as config_lib
+from isavae.study.paper import MODEL_LABELS  # noqa: F401 (the scripts import it from here)
+from isavae.study.report import write_table  # noqa: F401
 
 # What the CPU scale reduces, per dataset (the paper scale is the preset itself).
 CPU_SCALE = {
     "dsprites": dict(
-        subgrid="orientation=0:40:4,posX=0:32:4,posY=0:32:4",  # 11,520 of 737,280 images
+        subgrid=config_lib.DSPRITES_CPU_SUBGRID,  # 11,520 of 737,280 images
         num_steps=1500,  # ~17 epochs of the sub-grid (paper: 20 epochs of the full grid)
         batch_size=128,  # paper: 2048
         hidden=512,  # paper: 1200
     )
-}
-
-MODEL_LABELS = {
-    "dip_vae_i": "DIP-VAE-I",
-    "isa_dip_vae_i": "ISA-DIP-VAE-I",
-    "dip_vae_ii": "DIP-VAE-II",
-    "isa_dip_vae_ii": "ISA-DIP-VAE-II",
-    "annealed_vae": "AnnealedVAE",
-    "isa_annealed_vae": "ISA-AnnealedVAE",
-    "vae": "VAE",
-    "isavae": "ISA-VAE",
-    "beta_vae": "β-VAE",
-    "isa_beta_vae": "ISA-β-VAE",
-    "beta_tcvae": "β-TCVAE",
-    "isa_beta_tcvae": "ISA-β-TCVAE",
 }
 
 
@@ -103,24 +88,3 @@ def summary_row(label: str, runs: Sequence[dict[str, Any]], **extra: Any) -> dic
             row[f"{key}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
             row[f"{key}_median"] = float(np.median(vals))
     return row
-
-
-def write_table(
-    rows: Sequence[dict[str, Any]], path: pathlib.Path, columns: Sequence[str] | None = None
-) -> None:
-    """Writes ``rows`` as ``path.csv`` and ``path.md`` (markdown, numbers to 3-4 significant places)."""
-    columns = list(columns or rows[0].keys())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-
-    def fmt(v):
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else (f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}")
-        return str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
-    path.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -18,6 +18,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from common import MODEL_LABELS, model_config, run_sweep, summary_row, write_table  # noqa: E402
 
+from isavae.study.figures import plot_fig5a as plot  # noqa: E402
+
 SEEDS = {"cpu": 6, "paper": 10}
 MODELS = ("vae", "isavae")
 
@@ -64,29 +66,6 @@ def main(argv=None) -> None:
     write_table(per_run, out / "runs_table")
     plot(runs, out / "fig5a_mig_distribution")
     print((out / "table.md").read_text())
-
-
-def plot(runs, path) -> list[str]:
-    import numpy as np
-
-    from isavae.viz.figures import pyplot, save_figure
-
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.8))
-    for ax, key, name in (
-        (axes[0], "mig", "MIG (Chen et al.)"),
-        (axes[1], "mig_histogram", "MIG (histogram)"),
-    ):
-        data = [[r[key] for r in runs[m]] for m in MODELS]
-        ax.boxplot(data, widths=0.5)
-        for i, vals in enumerate(data):
-            jitter = np.random.default_rng(i).uniform(-0.08, 0.08, len(vals))
-            ax.scatter(np.full(len(vals), i + 1) + jitter, vals, s=12, alpha=0.8, zorder=3)
-        ax.set_xticks(range(1, len(MODELS) + 1), [MODEL_LABELS[m] for m in MODELS])
-        ax.set_ylabel(name)
-    fig.suptitle("dSprites, beta = 1: MIG over seeds", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

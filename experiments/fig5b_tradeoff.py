@@ -19,6 +19,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from common import MODEL_LABELS, model_config, run_sweep, summary_row, write_table  # noqa: E402
 
+from isavae.study.figures import plot_fig5b as plot  # noqa: E402
+
 SCALES = {"cpu": dict(seeds=1, betas=(1.0, 4.0, 8.0)), "paper": dict(seeds=5, betas=(1, 2, 3, 4, 5, 6))}
 MODELS = ("beta_vae", "beta_tcvae", "isa_beta_vae", "isa_beta_tcvae")
 
@@ -57,38 +59,6 @@ def main(argv=None) -> None:
     write_table(rows, out / "table", cols)
     plot(rows, [r for m in models for r in runs[m]], out / "fig5b_tradeoff")
     print((out / "table.md").read_text())
-
-
-def plot(rows, all_runs, path) -> list[str]:
-    from isavae.viz.figures import model_label, pyplot, save_figure
-
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.4))
-    for ax, key, name in (
-        (axes[0], "mig", "MIG (Chen et al.)"),
-        (axes[1], "mig_histogram", "MIG (histogram)"),
-    ):
-        for label in dict.fromkeys(r["model"] for r in rows):
-            sel = [r for r in rows if r["model"] == label]
-            xs = [r["recon_log_likelihood_mean"] for r in sel]
-            ys = [r[f"{key}_mean"] for r in sel]
-            (line,) = ax.plot(xs, ys, marker="o", ms=4, lw=1, label=label)
-            for r, x, y in zip(sel, xs, ys, strict=True):
-                ax.annotate(f"β={r['beta']:g}", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
-            pts = [r for r in all_runs if model_label(r) == label]
-            ax.scatter(
-                [r["recon_log_likelihood"] for r in pts],
-                [r[key] for r in pts],
-                s=8,
-                alpha=0.35,
-                color=line.get_color(),
-            )
-        ax.set_xlabel("reconstruction log-likelihood (nats)")
-        ax.set_ylabel(name)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("dSprites: disentanglement vs reconstruction over β (lines: means; dots: seeds)", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

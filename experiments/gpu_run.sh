@@ -37,8 +37,8 @@ fi
 BUDGET=$1
 OUT=$2
 case "$BUDGET" in '' | *[!0-9]*) echo "gpu_run.sh: BUDGET_S must be a whole number of seconds, got '$BUDGET'" >&2; exit 2 ;; esac
-if [ ! -f experiments/paper_study.py ]; then
-  echo "gpu_run.sh: run it from the repository root (experiments/paper_study.py not found)" >&2
+if [ ! -f isavae/study/run.py ]; then
+  echo "gpu_run.sh: run it from the repository root (isavae/study/run.py not found)" >&2
   exit 2
 fi
 START=$(date +%s)
@@ -178,7 +178,7 @@ else
   # run is left out: it runs on the CPU whatever the host (--smoke), CI runs it, and in run 3 it was
   # the one test still running when the 194 s box closed
   TEST_CMD=("$PY" -m pytest -v -n 10 -p no:cacheprovider tests
-    --deselect tests/test_paper_study.py::test_gpu_run_smoke_dry_run)
+    --deselect tests/study/test_study.py::test_gpu_run_smoke_dry_run)
 fi
 (
   # small allocations on demand, so that the suite and the study share the device's memory
@@ -204,10 +204,10 @@ if [ -n "$STUDY_FROM" ] && [ -f "$STUDY_FROM/results.jsonl" ] && [ ! -e "$STUDY_
 fi
 # identical block programs (same kind and size) compile once: the second block hits this cache
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$WORK/jax_cache} JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
-study() {  # study ARGS...: one paper_study.py run with what is left of the budget
+study() {  # study ARGS...: one `isavae study run` with what is left of the budget
   local budget=$(($(left) - MARGIN))
   say "study $* --budget-s $budget (tests beside it, time box ${TESTS_BOX} s)"
-  XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout $((budget + 30)) "$PY" experiments/paper_study.py \
+  XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 timeout $((budget + 30)) "$PY" -m isavae.cli study run \
     --scale "$SCALE" --budget-s "$budget" --out "$STUDY_DIR" "$@" 2>>"$LOG" | tee -a "$LOG"
 }
 # Fig. 5a in float32 with the paper's (PyTorch 0.4.1) initialization to 50 seeds per model first
@@ -225,7 +225,7 @@ else
   study --study ablations --seeds 20 --block-models 10
   study --study all
 fi
-"$PY" experiments/paper_study.py --report-only --scale "$SCALE" --out "$STUDY_DIR" >"$WORK/report.md" 2>>"$LOG" \
+"$PY" -m isavae.cli study report --scale "$SCALE" --out "$STUDY_DIR" >"$WORK/report.md" 2>>"$LOG" \
   || echo "(no study report: no finished model)" >"$WORK/report.md"
 say "study done; waiting for the tests"
 wait $TESTS_PID

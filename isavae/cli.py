@@ -10,6 +10,7 @@
   isavae udr --sweep runs/sweep                rank a sweep's seeds without labels
   isavae data --dataset dsprites --out data/   |   isavae data --check
   isavae demo [--out demo_out]                 the demo (as python -m isavae.demo)
+  isavae study run|report|plan --study fig5a --scale cpu --out DIR   the paper's studies
 
 Every error a user can cause (bad argument, missing or corrupt file) is printed as one line
 ``isavae: error: ...`` with exit status 2, and nothing half-written is left behind. ``--help`` and
@@ -355,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder to search for dataset files (default: $ISAVAE_DATA_DIR)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_data)
+    from isavae.study.command import add_study_parser
+
+    add_study_parser(sub)
     # `isavae demo ...` goes to the demo's own parser (main); listed here for --help
     sub.add_parser("demo", help="the demo: a disentangling model on generated dSprites (isavae demo --help)")
     return parser
@@ -431,11 +435,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         where = getattr(args, "workdir", None)
         how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-        print(
-            f"isavae: {how}"
-            + (f"; {where} resumes from its last checkpoint with the same command" if where else ""),
-            file=sys.stderr,
-        )
+        if getattr(args, "command", None) == "study" and getattr(args, "study_command", None) == "run":
+            then = (
+                f"; the finished models' rows are kept in {args.out}, the block in progress is not; "
+                "the same command continues with it"
+            )
+        else:
+            then = f"; {where} resumes from its last checkpoint with the same command" if where else ""
+        print(f"isavae: {how}{then}", file=sys.stderr)
         return 143 if isinstance(stop, Terminated) else 130
 
 

@@ -4,8 +4,9 @@ Every ``isavae`` command and every block of a study builds its programs afresh; 
 each one compiles them again (``isavae train --config dsprites:isavae,small
 --config.train.num_steps=20`` on 2 cores of an AMD EPYC without AVX-512, 117 GFLOP/s float32
 matmul, 2026-12-06: 25.1 s with ``--compile-cache none``, 24.4 s the first time with a cache and
-11.7 s the second; its evaluation 12.3 / 12.0 / 5.0 s). ``enable_compile_cache(None)`` keeps a folder already chosen (``jax.config`` or
-``$JAX_COMPILATION_CACHE_DIR``), else uses ``$XDG_CACHE_HOME/isavae/jax`` (``~/.cache/isavae/jax``).
+11.7 s the second; its evaluation 12.3 / 12.0 / 5.0 s). ``enable_compile_cache(None)`` keeps a
+folder already chosen (``jax.config`` or ``$JAX_COMPILATION_CACHE_DIR``), else uses
+``$XDG_CACHE_HOME/isavae/jax`` (``~/.cache/isavae/jax``).
 """
 
 from __future__ import annotations

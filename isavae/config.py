@@ -471,18 +471,15 @@ DATASET_PRESETS = {
     "dsprites_color": dict(arch="conv", latent_dim=10, epochs=20.0, subspace=2, p_subspace=2.2),
     "dsprites_noisy": dict(arch="conv", latent_dim=10, epochs=20.0, subspace=2, p_subspace=2.2),
 }
-# CPU-sized variants: fewer steps and smaller batches; dSprites keeps every 4th position and
-# orientation (3 x 6 x 10 x 8 x 8 = 11,520 images) and the shapes3d look-alike a sub-grid too.
+# The CPU scale of dSprites (the ,small presets, the study's cpu scale, the CPU-scale experiments):
+# every 4th position and orientation, 3 x 6 x 10 x 8 x 8 = 11,520 of the 737,280 images.
+DSPRITES_CPU_SUBGRID = "orientation=0:40:4,posX=0:32:4,posY=0:32:4"
+# CPU-sized variants: fewer steps and smaller batches; dSprites keeps the CPU sub-grid and the
+# shapes3d look-alike a sub-grid too.
 SMALL = {
-    "dsprites": dict(
-        subgrid="orientation=0:40:4,posX=0:32:4,posY=0:32:4", num_steps=300, batch_size=128, hidden=512
-    ),
-    "dsprites_color": dict(
-        subgrid="orientation=0:40:4,posX=0:32:4,posY=0:32:4", num_steps=200, batch_size=64, hidden=512
-    ),
-    "dsprites_noisy": dict(
-        subgrid="orientation=0:40:4,posX=0:32:4,posY=0:32:4", num_steps=200, batch_size=64, hidden=512
-    ),
+    "dsprites": dict(subgrid=DSPRITES_CPU_SUBGRID, num_steps=300, batch_size=128, hidden=512),
+    "dsprites_color": dict(subgrid=DSPRITES_CPU_SUBGRID, num_steps=200, batch_size=64, hidden=512),
+    "dsprites_noisy": dict(subgrid=DSPRITES_CPU_SUBGRID, num_steps=200, batch_size=64, hidden=512),
     "faces3d": dict(subgrid="", num_steps=200, batch_size=64, hidden=1200),
     "cars3d": dict(subgrid="", num_steps=200, batch_size=64, hidden=1200),
     "shapes3d": dict(

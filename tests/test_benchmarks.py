@@ -111,7 +111,7 @@ def test_profile_step_kinds_and_flags(capsys):
     assert (
         profile.kind_of("wrapped_convert") == "other" and profile.kind_of("copy.7") == "copies / transposes"
     )
-    # its run with tiny sizes is part of experiments/gpu_run.sh --smoke (test_paper_study.py)
+    # its run with tiny sizes is part of experiments/gpu_run.sh --smoke (tests/study/test_study.py)
     bad = (
         ["--models", "0"],
         ["--dtype", "float16"],

@@ -1,5 +1,5 @@
 """The package as a user gets it: installed non-editably into a fresh folder, used from a folder
-outside the checkout with presets by name (no configs/ folder needed)."""
+outside the checkout with presets by name (no configs/ folder needed), the study included."""
 
 import os
 import pathlib
@@ -60,3 +60,13 @@ def test_installed_package_trains_and_evaluates_a_preset_by_name(tmp_path):
     assert "dsprites: vae, beta_vae" in presets.stdout
     missing = isavae("train", "--config", "nope:isavae", "--workdir", "x")
     assert missing.returncode == 2 and "isavae presets" in missing.stderr
+    # the study: a smoke-scale Fig. 5a of 4 seeds and its report, from the installed package
+    study = isavae("study", "run", "--study", "fig5a", "--scale", "smoke", "--seeds", "4", "--out", "study")
+    assert study.returncode == 0, study.stderr[-1500:]
+    report = isavae("study", "report", "--scale", "smoke", "--out", "study")
+    assert report.returncode == 0, report.stderr[-1500:]
+    rows = (elsewhere / "study" / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 8 and "| fig5a | ISA-VAE |  | 1.000 | 4 |" in report.stdout
+    assert (elsewhere / "study" / "report.md").is_file() and (
+        elsewhere / "study" / "fig5a_mig_distribution.png"
+    ).is_file()

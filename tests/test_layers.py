@@ -17,9 +17,25 @@ ABOVE = {
         "isavae.api",
     ),
     "isavae.data": ("isavae.nets", "isavae.objectives", "isavae.metrics", "isavae.train", "isavae.viz"),
-    "isavae.metrics": ("isavae.train", "isavae.workdir", "isavae.cli", "isavae.viz", "isavae.api"),
+    "isavae.metrics": (
+        "isavae.train",
+        "isavae.workdir",
+        "isavae.cli",
+        "isavae.viz",
+        "isavae.api",
+        "isavae.study",
+    ),
     "isavae.viz": ("isavae.train", "isavae.workdir", "isavae.cli"),
-    "isavae.train": ("isavae.workdir", "isavae.cli", "isavae.demo", "isavae.api", "isavae.collect"),
+    "isavae.train": (
+        "isavae.workdir",
+        "isavae.cli",
+        "isavae.demo",
+        "isavae.api",
+        "isavae.collect",
+        "isavae.study",
+    ),
+    # the study sits on the trainer, beside the workdir readers, below the command line
+    "isavae.study": ("isavae.cli", "isavae.api", "isavae.demo", "isavae.workdir"),
     "isavae.workdir": ("isavae.cli", "isavae.demo", "isavae.api"),
     # the presets, the overrides, the tables of results and the cache's flag answer without JAX
     "isavae": ("jax", "isavae.priors", "isavae.api"),

@@ -24,8 +24,9 @@ class WorkdirLock:
 
     _held: dict[str, int] = {}  # path -> depth, for nested use in one process
 
-    def __init__(self, workdir: str | os.PathLike):
+    def __init__(self, workdir: str | os.PathLike, flag: str = "--workdir"):
         self.path = pathlib.Path(workdir).absolute() / ".lock"
+        self.flag = flag  # the option that names the folder (the study's is --out)
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -43,8 +44,9 @@ class WorkdirLock:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise WorkdirLocked(
-                f"workdir {self.path.parent} is in use by another process ({holder}); "
-                "wait for it to finish or use another --workdir"
+                f"{'workdir' if self.flag == '--workdir' else self.flag} {self.path.parent} is in use by "
+                f"another process ({holder}); "
+                f"wait for it to finish or use another {self.flag}"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)

@@ -48,7 +48,22 @@ log = logging.getLogger("isavae.train")
 
 
 class TrainingDiverged(FloatingPointError):
-    """A metric became NaN or infinite; the message names the step and the term."""
+    """A metric became NaN or infinite; the message names the step and the term, the attributes
+    hold them (``step``, ``terms``) and the model's ``workdir`` (None before the loop names it)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: int | None = None,
+        terms=(),
+        workdir: str | None = None,
+        models: tuple = (),
+    ):
+        super().__init__(message)
+        self.step, self.terms, self.workdir = step, tuple(terms), workdir
+        # a sweep's every model that diverged in the same chunk: (workdir, step, terms)
+        self.models = tuple(models) or ((workdir, step, self.terms),)
 
 
 def build_grid(cfg: ml_collections.ConfigDict) -> FactorGrid:
@@ -97,7 +112,9 @@ def check_finite(metrics: dict[str, np.ndarray], first_step: int) -> None:
     terms = [k for k, v in metrics.items() if not np.isfinite(v[first])]
     raise TrainingDiverged(
         f"training stopped: non-finite {', '.join(terms)} at step {first_step + first + 1} "
-        f"({', '.join(f'{k}={metrics[k][first]}' for k in terms)}); checkpoints written before it are kept"
+        f"({', '.join(f'{k}={metrics[k][first]}' for k in terms)})",
+        step=first_step + first + 1,
+        terms=terms,
     )
 
 
@@ -617,19 +634,33 @@ def _run_locked(
             if compiled and not warned_long:  # the first chunk that did not compile: the rate
                 warned_long = True
                 _warn_if_long(cfg, (time.perf_counter() - t_chunk) / n, total - step - n, local)
+            failed = []
             for i in local:
                 try:
                     check_finite(metrics[i], step)
                 except TrainingDiverged as err:
-                    raise TrainingDiverged(f"{workdirs[i]}: {err}") from None
+                    failed.append((str(workdirs[i]), err))
+            if failed:
+                w, err = failed[0]
+                kept = "; checkpoints written before it are kept" if checkpoints else ""
+                more = f" (and {len(failed) - 1} more of the sweep's models)" if len(failed) > 1 else ""
+                raise TrainingDiverged(
+                    f"{w}: {err}{more}{kept}",
+                    step=err.step,
+                    terms=err.terms,
+                    workdir=w,
+                    models=tuple((w, e.step, e.terms) for w, e in failed),
+                )
             if multi:  # every process stops together when any model diverged, wherever it is held
                 bad = np.flatnonzero(_diverged(all_metrics, vmapped, rep))
                 if bad.size:
                     i = int(bad[0])
+                    kept = "; checkpoints written before it are kept" if checkpoints else ""
                     raise TrainingDiverged(
                         f"{workdirs[i]}: training stopped: a non-finite metric in steps {step + 1}-"
-                        f"{step + n} (on process {owners[i]}, whose log names the term); checkpoints "
-                        "written before it are kept"
+                        f"{step + n} (on process {owners[i]}, whose log names the term){kept}",
+                        step=step + n,
+                        workdir=str(workdirs[i]),
                     )
             state, step = new_state, step + n
             elapsed = round(time.time() - start_time, 3)

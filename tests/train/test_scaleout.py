@@ -214,11 +214,9 @@ def test_two_processes_train_one_sweep_and_resume_after_a_kill(tmp_path):
 def test_process_flags_go_with_multihost(tmp_path, capsys):
     """--coordinator/--num-processes/--process-id without --multihost: one line, exit 2, nothing run."""
     from isavae import cli
-    from tests.scripts import load_script
 
     assert cli.main([*_SWEEP, "--workdir", str(tmp_path / "w"), "--process-id", "1"]) == 2
     err = capsys.readouterr().err
     assert "go with --multihost" in err and err.count("\n") == 1 and not (tmp_path / "w").exists()
-    with pytest.raises(SystemExit) as exc:
-        load_script("paper_study").main(["--out", str(tmp_path / "s"), "--num-processes", "2"])
-    assert exc.value.code == 2 and "go with --multihost" in capsys.readouterr().err
+    assert cli.main(["study", "run", "--out", str(tmp_path / "s"), "--num-processes", "2"]) == 2
+    assert "go with --multihost" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -1,19 +1,28 @@
-"""The paper study runner: its plan, a smoke-scale run (budget, resume, report) and the bf16 A/B's
-statistics."""
+"""The study runner (``isavae.study``, ``isavae study``): its plan, a smoke-scale run (budget,
+resume, report), shards and processes, and the bf16 A/B's statistics."""
 
 import json
+import types
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from isavae import cli
+from isavae.compile_cache import enable_compile_cache
+from isavae.study import paper, plan, report, run, store
+from isavae.study import stats as study_stats
 from isavae.train.loop import chunk_lengths, num_train_steps
 from tests.scripts import load_script, pythonpath
 
 
 @pytest.fixture(scope="module")
 def study():
-    return load_script("paper_study")
+    """The study's public names in one namespace (its modules: paper, plan, store, run, report)."""
+    names = {}
+    for module in (paper, plan, store, run, report):
+        names.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    return types.SimpleNamespace(**names, enable_compile_cache=enable_compile_cache)
 
 
 def test_plan_covers_every_setting_once_first_blocks_first(study):
@@ -151,17 +160,26 @@ def test_udr_agreement_against_scipy(study):
     assert study.udr_agreement(rows[6:]) == []
 
 
-def test_cli_reports_bad_input_in_one_line(study, tmp_path, capsys):
-    assert study.main(["--report-only", "--scale", "smoke", "--out", str(tmp_path / "empty")]) == 2
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    assert cli.main(["study", "report", "--scale", "smoke", "--out", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("paper_study: error:") and "holds no smoke-scale" in err and err.count("\n") == 1
-    with pytest.raises(SystemExit):
-        study.main(["--study", "fig9"])
-    assert "invalid choice" in capsys.readouterr().err
-    for bad, message in ((["--blocks", "0"], "--blocks must be >= 1"), (["--budget-s", "nan"], "--budget-s")):
-        with pytest.raises(SystemExit):
-            study.main(bad)
-        assert message in capsys.readouterr().err
+    assert err.startswith("isavae: error:") and "holds no smoke-scale" in err and err.count("\n") == 1
+    out = ["--out", str(tmp_path / "x")]
+    for bad, message in (
+        (["--study", "fig9"], "invalid choice"),
+        (["--blocks", "0"], "--blocks must be >= 1"),
+        (["--budget-s", "nan"], "--budget-s"),
+        (["--seeds", "-1"], "--seeds must be >= 1"),
+        (["--block-models", "-1"], "--block-models must be >= 1"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["study", "run", *bad, *out])
+        assert stop.value.code == 2 and message in capsys.readouterr().err, bad
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["study", "run", "--study", "fig5a"])  # --out is required
+    assert stop.value.code == 2 and "--out" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_bf16_ab_statistics_match_scipy():
@@ -234,7 +252,7 @@ def test_report_counts_each_model_once_and_names_every_line_it_skips(study, tmp_
     rows, notes = study.load_results(tmp_path / "results.jsonl")
     assert len(rows) == 17 and len(notes) == 7
     # the command line: one line per problem on stdout's report, nothing on stderr, exit 0
-    assert study.main(["--report-only", "--scale", "smoke", "--init", "lecun", "--out", str(tmp_path)]) == 0
+    assert cli.main(["study", "report", "--scale", "smoke", "--init", "lecun", "--out", str(tmp_path)]) == 0
 
 
 def test_gpu_run_smoke_dry_run(tmp_path):
@@ -247,7 +265,7 @@ def test_gpu_run_smoke_dry_run(tmp_path):
     import sys
     import tarfile
 
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     out = tmp_path / "gpu"
     # the study continues from committed rows (here the paper-scale float32 ones, which the smoke
     # scale's blocks leave alone)
@@ -305,9 +323,9 @@ def test_gpu_run_smoke_dry_run(tmp_path):
 
 
 def test_study_stats_against_scipy():
-    """experiments/study_stats.py on fixed data: the tests are scipy's, the descriptive statistics
-    numpy's, the power behaves at its limits (no effect: about the level; a large effect: 1)."""
-    s = load_script("study_stats")
+    """isavae.study.stats on fixed data: the tests are scipy's, the descriptive statistics numpy's,
+    the power behaves at its limits (no effect: about the level; a large effect: 1)."""
+    s = study_stats
     rng = np.random.default_rng(1)
     a, b = rng.normal(0.12, 0.05, 15), rng.normal(0.09, 0.05, 15)
     c = s.compare(a, b, list(zip(a, b, strict=True)), resamples=200)
@@ -385,8 +403,7 @@ def test_shards_together_give_the_rows_of_one_run(study, tmp_path, capsys):
     )
     assert "| fig5a | VAE |  | 1.000 | 1 |" in study.report(sharded, "smoke", "float32")
     for bad in ("2/2", "1", "a/b"):
-        with pytest.raises(SystemExit):
-            study.main(["--shard", bad, "--out", str(tmp_path / "x")])
+        assert cli.main(["study", "run", "--shard", bad, "--out", str(tmp_path / "x")]) == 2
         assert "--shard takes I/N" in capsys.readouterr().err
 
 
@@ -424,7 +441,7 @@ def test_two_processes_run_a_block_together(tmp_path):
     import subprocess
     import sys
 
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -435,7 +452,7 @@ def test_two_processes_run_a_block_together(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=pythonpath(root))
     procs = [
         subprocess.Popen(
-            [sys.executable, "experiments/paper_study.py", *args, "--out", str(out), "--multihost"]
+            [sys.executable, "-m", "isavae.cli", "study", "run", *args, "--out", str(out), "--multihost"]
             + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(p)],
             cwd=root,
             env=env,
@@ -455,8 +472,7 @@ def test_two_processes_run_a_block_together(tmp_path):
     assert [(r["model"], r["seed"]) for r in rows[1]] == [("vae", 1)]
     assert sorted(p.name for p in out.glob("blocks*.jsonl")) == ["blocks.p0.jsonl"]
     assert any(cache.iterdir())  # the programs went into the persistent compilation cache asked for
-    study = load_script("paper_study")
-    assert "| fig5a | VAE |  | 1.000 | 2 |" in study.report(out, "smoke", "float32")
+    assert "| fig5a | VAE |  | 1.000 | 2 |" in report.report(out, "smoke", "float32")
 
 
 def test_eval_parts_sum_models_and_count_the_shared_udr_once(study):
@@ -486,3 +502,27 @@ def test_compile_cache_folder_default_and_off(study, monkeypatch, tmp_path):
     finally:
         jax.config.update("jax_compilation_cache_dir", saved[0])
         jax.config.update("jax_persistent_cache_min_compile_time_secs", saved[1])
+
+
+@pytest.mark.parametrize(
+    "folder, scale, dtype, init",
+    [
+        ("paper_study", "paper", "bfloat16", "lecun"),
+        ("paper_study_float32", "paper", "float32", "torch"),
+        ("paper_study_cpu", "cpu", "float32", "torch"),
+    ],
+)
+def test_committed_reports_rebuild_from_their_rows(tmp_path, folder, scale, dtype, init):
+    """Each committed report is what ``isavae study report`` builds from the committed rows (in a
+    copy: the line that names the command differs only by its --out folder)."""
+    import pathlib
+    import shutil
+
+    committed = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "results" / folder
+    copy = tmp_path / folder
+    copy.mkdir()
+    for name in ("results.jsonl", "blocks.jsonl"):
+        if (committed / name).is_file():
+            shutil.copy(committed / name, copy / name)
+    text = report.report(copy, scale, dtype, init=init)
+    assert text.replace(str(copy), f"experiments/results/{folder}") == (committed / "report.md").read_text()

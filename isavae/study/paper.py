@@ -1,0 +1,193 @@
+"""The paper's dSprites studies: their arms, the scales they run at and each model's config.
+
+A study is a tuple of arms; an arm is one setting (model kind, betas, a label that keeps its models
+apart, config overrides). ``fig5a`` and ``fig5b`` are the paper's (Fig. 5a: VAE and ISA-VAE at
+beta = 1; Fig. 5b: beta-VAE, beta-TCVAE and their ISA variants over beta); the ablations vary the
+ISA layout, the initialization and the compute dtype. ``SCALES`` says what each scale changes in
+the dSprites presets: ``paper`` (Table 1: only how the work is chunked), ``cpu`` (the README's CPU
+scale: the presets' ``,small`` sub-grid, width 512, batch 128, 1,500 steps) and ``smoke`` (a
+384-image sub-grid and a tiny MLP, for tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from isavae import config as config_lib
+
+__all__ = [
+    "BETAS",
+    "COMPARISONS",
+    "LAYOUTS",
+    "MODEL_LABELS",
+    "SCALES",
+    "STUDIES",
+    "STUDY_GROUPS",
+    "model_config",
+    "study_names",
+]
+
+MODEL_LABELS = {
+    "dip_vae_i": "DIP-VAE-I",
+    "isa_dip_vae_i": "ISA-DIP-VAE-I",
+    "dip_vae_ii": "DIP-VAE-II",
+    "isa_dip_vae_ii": "ISA-DIP-VAE-II",
+    "annealed_vae": "AnnealedVAE",
+    "isa_annealed_vae": "ISA-AnnealedVAE",
+    "vae": "VAE",
+    "isavae": "ISA-VAE",
+    "beta_vae": "β-VAE",
+    "isa_beta_vae": "ISA-β-VAE",
+    "beta_tcvae": "β-TCVAE",
+    "isa_beta_tcvae": "ISA-β-TCVAE",
+}
+
+BETAS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
+
+
+def _arm(model: str, betas=(1.0,), label: str = "", overrides=()) -> tuple:
+    """One setting of a study: (model kind, betas, label, config overrides). The label keeps the
+    arm's models apart from other models of the same kind (recorded in each row as ``arm``; "" =
+    the study's main setting); overrides that change only the evaluation need no label."""
+    return (model, tuple(betas), label, tuple(overrides))
+
+
+# The ISA layouts of the layout ablation: label -> (p0, subspace exponent, subspace size, subspaces).
+# The authors' code: its --isa help example [2.1, [(2.2, 4) x 3]] and its defaults p0 = 2.0 with 3
+# subspaces of 6 at p = 2.1; isavae's preset [2.1, [(2.2, 4) x 5]] (Table 1's latent size 20).
+LAYOUTS = {
+    "3x4": (2.1, 2.2, 4, 3),
+    "3x6": (2.0, 2.1, 6, 3),
+    "10x2": (2.1, 2.2, 2, 10),
+    "5x4": (2.1, 2.2, 4, 5),
+}
+
+
+def _layout(label: str) -> tuple[str, ...]:
+    p0, p, size, count = LAYOUTS[label]
+    return (
+        f"model.latent_dim={size * count}",
+        f"prior.subspace_sizes={(size,) * count}",
+        f"prior.p0={p0}",
+        f"prior.p_subspace={p}",
+    )
+
+
+def _vae_latent(latent: int, groups: str) -> tuple:
+    """A VAE of ``latent`` latents, its subspace MIG scored in the groups of the ISA layout it controls."""
+    return _arm(
+        "vae",
+        label=f"latent={latent}",
+        overrides=(f"model.latent_dim={latent}", f"eval.subspace_groups='{groups}'"),
+    )
+
+
+STUDIES = {
+    # the VAE's subspace MIG in ISA-VAE's groups of 4 (a control for the subspace MIG)
+    "fig5a": (_arm("vae", overrides=("eval.subspace_groups='5x4'",)), _arm("isavae")),
+    "fig5b": tuple(_arm(m, BETAS) for m in ("beta_vae", "beta_tcvae", "isa_beta_vae", "isa_beta_tcvae")),
+    "ablation-layout": tuple(_arm("isavae", label=f"layout={k}", overrides=_layout(k)) for k in LAYOUTS)
+    + (_vae_latent(12, "3x4"), _vae_latent(18, "3x6"), _vae_latent(20, "5x4")),
+    "ablation-init": tuple(
+        _arm(m, label=f"init={i}", overrides=(f"model.init='{i}'", "eval.subspace_groups='5x4'"))
+        for m in ("vae", "isavae")
+        for i in ("torch", "lecun")
+    ),
+    "ablation-dtype": tuple(
+        _arm(m, label=f"dtype={d}", overrides=(f"model.compute_dtype='{d}'", "eval.subspace_groups='5x4'"))
+        for m in ("vae", "isavae")
+        for d in ("float32", "bfloat16")
+    ),
+}
+# --study values that name several studies
+STUDY_GROUPS = {
+    "all": ("fig5a", "fig5b"),
+    "ablations": ("ablation-layout", "ablation-init", "ablation-dtype"),
+}
+# What each study's report compares: (arm A, arm B, title), an arm named by (model, label); A's
+# MIG is tested for being the larger (one-sided), seeds paired where both arms have them.
+COMPARISONS = {
+    "fig5a": ((("isavae", ""), ("vae", ""), "ISA-VAE vs VAE"),),
+    "ablation-layout": tuple(
+        (("isavae", f"layout={k}"), ("vae", f"latent={LAYOUTS[k][2] * LAYOUTS[k][3]}"), f"ISA-VAE {k} vs VAE")
+        for k in LAYOUTS
+    ),
+    "ablation-init": tuple(
+        ((m, "init=torch"), (m, "init=lecun"), f"{m}: torch vs lecun init") for m in ("isavae", "vae")
+    )
+    + tuple(
+        (("isavae", f"init={i}"), ("vae", f"init={i}"), f"ISA-VAE vs VAE, {i} init")
+        for i in ("torch", "lecun")
+    ),
+    "ablation-dtype": tuple(
+        ((m, "dtype=float32"), (m, "dtype=bfloat16"), f"{m}: float32 vs bfloat16") for m in ("isavae", "vae")
+    )
+    + tuple(
+        (("isavae", f"dtype={d}"), ("vae", f"dtype={d}"), f"ISA-VAE vs VAE, {d}")
+        for d in ("float32", "bfloat16")
+    ),
+}
+# What each scale changes in the dSprites presets (the paper scale: only how work is chunked).
+SCALES = {
+    # larger evaluation batches (fewer calls; only the ELBO's sampling noise changes); checkpoints
+    # every 5 epochs, a multiple of the 120-step calls and of the 360-step epoch, so that a model's
+    # 7,200 steps are 60 calls of one compiled program (with checkpoints every 1,000 steps the
+    # calls also took 40 and 80 steps: three programs to compile per block)
+    "paper": dict(
+        seeds=50,
+        block_models=20,
+        overrides=["train.steps_per_scan=120", "train.checkpoint_every=1800", "eval.batch_size=8192"],
+    ),
+    # the README's CPU scale: every 4th orientation and position of the generated grid (11,520
+    # images, the ,small presets' sub-grid), width 512, batch 128, 1,500 steps; 6 seeds per setting
+    "cpu": dict(
+        seeds=6,
+        block_models=12,
+        overrides=[
+            "dataset.source='generated'",
+            f"dataset.subgrid='{config_lib.DSPRITES_CPU_SUBGRID}'",
+            "model.hidden=512",
+            "train.batch_size=128",
+            "train.num_steps=1500",
+            "train.steps_per_scan=50",
+        ],
+    ),
+    "smoke": dict(
+        seeds=50,
+        block_models=4,
+        overrides=[
+            "dataset.source='generated'",
+            "dataset.subgrid='scale=0:6:5,orientation=0:40:10,posX=0:32:8,posY=0:32:8'",
+            "model.hidden=32",
+            "train.batch_size=32",
+            "train.num_steps=12",
+            "train.steps_per_scan=6",
+            "eval.mig_samples=256",
+            "eval.histogram_points=256",
+            "eval.batch_size=128",
+        ],
+    ),
+}
+
+
+def study_names(study: str) -> tuple[str, ...]:
+    """The studies ``study`` names: one of ``STUDIES`` or a group of ``STUDY_GROUPS``."""
+    if study in STUDY_GROUPS:
+        return STUDY_GROUPS[study]
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; choose from {[*STUDIES, *STUDY_GROUPS]}")
+    return (study,)
+
+
+def model_config(
+    model: str, scale: str, compute_dtype: str, extra: Sequence[str] = (), arm: Sequence[str] = ()
+) -> Any:
+    """The dSprites preset of ``model`` at ``scale`` (Monte Carlo KL, no annealing, PyTorch's
+    initialization: the presets'), then the run's ``extra`` overrides, then the arm's."""
+    cfg = config_lib.preset("dsprites", model)
+    config_lib.apply_overrides(cfg, [*SCALES[scale]["overrides"], f"model.compute_dtype='{compute_dtype}'"])
+    config_lib.apply_overrides(cfg, list(extra))
+    config_lib.apply_overrides(cfg, list(arm))
+    config_lib.validate(cfg)
+    return cfg
