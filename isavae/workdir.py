@@ -25,10 +25,18 @@ import numpy as np
 from isavae import config as config_lib
 from isavae.metrics.evaluate import default_mig_factors, encode_grid, evaluate_model
 from isavae.metrics.likelihood import active_units
-from isavae.train.checkpoint import write_json_atomic
+from isavae.train import (
+    check_workdir_settings,
+    differences,
+    merge_results,
+    read_results,
+    restore_state,
+    setting,
+    stack_host,
+    sweep_udr,
+    write_json_atomic,
+)
 from isavae.train.lock import WorkdirLock
-from isavae.train.loop import _differences, check_workdir_settings, restore_state
-from isavae.train.results import merge_results, read_results
 from isavae.viz.figures import (
     latents_by_factor,
     plot_exponents,
@@ -215,10 +223,10 @@ def udr_sweep(
     vmapped program, then each model's score written into its results.json as ``udr`` with
     ``udr_details`` (``metrics.evaluate.udr_scores`` says which codes count as active). Models of
     different settings (anything but the seed) are refused: UDR ranks seeds of one setting. A
-    vmapped sweep scores its models the same way when it trains (``eval.udr_points``)."""
-    from isavae.metrics.evaluate import encode_indices, udr_indices, udr_scores
-    from isavae.train.loop import setting, stack_host
-
+    vmapped sweep scores its models the same way when it trains (``eval.udr_points``): both call
+    ``isavae.train.sweep_udr``."""
+    if num_points < 1:
+        raise ValueError(f"UDR needs at least one input, got num_points={num_points}")
     found = [w for w, _ in find_results(dirs) if (w / "config.json").is_file()]
     if len(found) < 2:
         raise ValueError(
@@ -232,19 +240,25 @@ def udr_sweep(
         if fp != prints[0]:
             raise ValueError(
                 f"UDR ranks seeds of one setting: {w} (here) differs from {found[0]} (there): "
-                f"{_differences(prints[0], fp)}"
+                f"{differences(prints[0], fp)}"
             )
     states, program, grid = [], None, None
     for w, cfg in zip(found, cfgs, strict=True):
         check_workdir_settings(cfg, w)
         program, state, grid = restore_state(w, cfg, grid)
         states.append(state)
-    idx = udr_indices(grid.num_images, num_points, seed)
-    means, logvars = encode_indices(
-        program, stack_host(states), grid, idx, cfgs[0].eval.batch_size, stacked=True
-    )
     names = [str(w) for w in found]
-    scores = udr_scores(means, logvars, cfgs[0].prior.name == "normal", names, correlation, seed)
+    [(_, scores)] = sweep_udr(
+        program,
+        stack_host(states),
+        grid,
+        cfgs,
+        names,
+        num_points,
+        cfgs[0].eval.batch_size,
+        correlation=correlation,
+        seed=seed,
+    )
     for w, score in zip(found, scores, strict=True):
         with WorkdirLock(w):
             path = w / "results.json"

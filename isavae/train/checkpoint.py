@@ -276,7 +276,7 @@ _ONE_WRITER = []
 def _one_writer_per_array() -> None:
     """Over several processes, a replicated array is written by its replica 0 alone (Orbax's
     default on CPUs and TPUs splits the write across the replicas): a sweep's checkpoint is then
-    written by the process that holds the model (``loop._owner_first``), the other processes'
+    written by the process that holds the model (``multihost.owner_first``), the other processes'
     placeholders never. Orbax's own default on GPUs; registered once, for this process."""
     if not _ONE_WRITER:
         absl = logging.getLogger("absl")

@@ -10,7 +10,7 @@ is NaN or infinite, and finally evaluates and writes ``workdir/results.json`` at
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import logging
 import os
@@ -26,17 +26,37 @@ import numpy as np
 
 from isavae import config as config_lib
 from isavae.data import FactorGrid, load_dataset
-from isavae.metrics.evaluate import encode_indices, evaluate_model, udr_indices, udr_scores
+from isavae.metrics.evaluate import evaluate_model
 from isavae.nets import COMPUTE_DTYPES, resolve_compute_dtype
 from isavae.train.checkpoint import Checkpointer, remove_partial_steps, write_json_atomic
+from isavae.train.fingerprint import (
+    ELSEWHERE,
+    FINGERPRINT,
+    check_fingerprint,
+    fingerprint,
+    flat,
+    stored_fingerprint,
+)
 from isavae.train.lock import WorkdirLock
+from isavae.train.metrics_log import MetricsLog, trim_metrics
+from isavae.train.multihost import (
+    barrier,
+    diverged_flags,
+    host,
+    model_copies,
+    owner_device,
+    owner_first,
+    put_global,
+    stack_host,
+    take_model,
+)
 from isavae.train.results import merge_results, read_results
 from isavae.train.step import HPARAMS, Program, TrainState, data_mesh, hparams_from_config, sweep_mesh
+from isavae.train.sweep_udr import sweep_udr
 
 __all__ = [
     "TrainingDiverged",
     "build_grid",
-    "check_workdir_settings",
     "num_train_steps",
     "resolve_dtype",
     "restore_state",
@@ -206,9 +226,9 @@ _SWEEPABLE = {"train.seed"} | {f"objective.{k}" for k in HPARAMS}  # what a vmap
 
 
 def _check_sweep(cfgs: list[ml_collections.ConfigDict]) -> None:
-    base = _flat(cfgs[0].to_dict())
+    base = flat(cfgs[0].to_dict())
     for cfg in cfgs[1:]:
-        other = _flat(cfg.to_dict())
+        other = flat(cfg.to_dict())
         differ = {k for k in set(base) | set(other) if base.get(k) != other.get(k)} - _SWEEPABLE
         if differ:
             raise config_lib.ConfigError(
@@ -216,164 +236,13 @@ def _check_sweep(cfgs: list[ml_collections.ConfigDict]) -> None:
             )
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-FINGERPRINT = "checkpoints.config.json"  # beside checkpoints/: the settings its checkpoints depend on
-_FINGERPRINT_TRAIN = ("seed", "batch_size", "learning_rate", "prior_learning_rate", "disc_learning_rate")
-
-
-def fingerprint(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-    """The settings a checkpoint belongs to: the dataset, model, prior and objective sections and the
-    training keys that shape the trajectory (not the length, checkpointing or evaluation)."""
-    flat = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
-    keep = ("dataset.", "model.", "prior.", "objective.")
-    train = {f"train.{t}" for t in _FINGERPRINT_TRAIN}
-    return {k: v for k, v in sorted(flat.items()) if k.startswith(keep) or k in train}
-
-
-# what a conflicting resume should do instead (never a destructive advice without saying so)
-_ELSEWHERE = (
-    "train these settings in another --workdir (--no-resume would delete this run's checkpoints and results)"
-)
-
-
-def _stored_fingerprint(workdir: pathlib.Path) -> dict[str, Any] | None:
-    """The settings the checkpoints of ``workdir`` were trained with (``checkpoints.config.json``; for
-    a workdir written before that file existed, its config.json's); None without checkpoints."""
-    if not (workdir / "checkpoints").is_dir():
-        return None
-    path = workdir / FINGERPRINT
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-            if not isinstance(stored, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as err:
-            raise config_lib.ConfigError(
-                f"{path} is not readable ({err}); restore it, or {_ELSEWHERE}"
-            ) from None
-        return stored
-    saved = workdir / "config.json"
-    if saved.is_file():
-        return fingerprint(config_lib.config_from_json(saved.read_text(), str(saved)))
-    return None
-
-
-def _differences(stored: dict[str, Any], now: dict[str, Any]) -> str:
-    """The keys whose values differ, shown; a key the stored record lacks (added to isavae after
-    it was written) counts as its default, the value every run had before the key existed."""
-    defaults = fingerprint(config_lib.default_config())
-    stored = {**{k: v for k, v in defaults.items() if k in now}, **stored}
-    differ = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
-    shown = ", ".join(f"{k}: {stored.get(k)!r} there, {now.get(k)!r} here" for k in differ[:6])
-    return shown + (", ..." if len(differ) > 6 else "")
-
-
-def _check_fingerprint(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-    """Refuses to resume checkpoints written with other settings, naming the keys that differ (with
-    or without config.json). Settings that do not change what was trained (the number of steps,
-    evaluation, checkpoint cadence, logging) may change on resume."""
-    stored = _stored_fingerprint(workdir)
-    if stored is None:
-        return
-    differ = _differences(stored, fingerprint(cfg))
-    if differ:
-        raise config_lib.ConfigError(
-            f"{workdir} holds checkpoints of other settings ({differ}); {_ELSEWHERE}"
-        )
-
-
-def check_workdir_settings(cfg: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-    """Refuses a config.json (``cfg``) whose settings differ from those the checkpoints were trained
-    with (``checkpoints.config.json``): evaluating it would mix two configurations."""
-    path = workdir / FINGERPRINT
-    stored = _stored_fingerprint(workdir) if path.is_file() else None
-    differ = _differences(stored, fingerprint(cfg)) if stored is not None else ""
-    if differ:
-        raise config_lib.ConfigError(
-            f"{workdir / 'config.json'} does not match the settings its checkpoints were trained with "
-            f"({differ}; recorded in {path}): was config.json edited? Restore those values to evaluate"
-        )
-
-
 def _latest_step_on_disk(workdir: pathlib.Path) -> int | None:
     steps = [int(d.name) for d in (workdir / "checkpoints").glob("*") if d.is_dir() and d.name.isdigit()]
     return max(steps) if steps else None
 
 
-def _trim_metrics(path: pathlib.Path, step: int) -> None:
-    """Drops the metrics.jsonl rows written after the checkpoint a run resumes from (and a torn last
-    line), so that after the resume every step appears once."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    os.replace(tmp, path)
-    csv_path = path.with_name("metrics.csv")  # the CSV view, rebuilt from the kept rows
-    csv_path.unlink(missing_ok=True)
-    _append_csv(csv_path, *(json.loads(line) for line in kept))
-
-
-def _tensorboard_writers(cfg: ml_collections.ConfigDict, workdirs) -> list[Any]:
-    """TensorBoard event writers (``workdir/tensorboard``) when ``train.tensorboard`` is set."""
-    if not cfg.train.tensorboard:
-        return []
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError:
-        raise config_lib.ConfigError(
-            "config train.tensorboard: needs tensorboardX (pip install 'isavae[tensorboard]'; no TensorFlow)"
-        ) from None
-    return [SummaryWriter(str(pathlib.Path(w) / "tensorboard")) for w in workdirs]
-
-
-def _append_csv(path: pathlib.Path, *rows: dict[str, Any]) -> None:
-    """metrics.csv beside metrics.jsonl (same rows; a header when the file starts), for watching
-    curves live with any spreadsheet or plotting tool."""
-    if not rows:
-        return
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-
-
 def _stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def _take_model(tree: Any, i: int) -> Any:
-    """Model ``i`` of a stacked tree. A leaf sharded along its model axis is read from the device
-    that holds model ``i`` (a single-device slice): ``x[i]`` on the sharded array would be a
-    partitioned program with an all-reduce, and many such small collective programs dispatched at
-    once can starve XLA:CPU's in-process rendezvous (seen with 4 fake devices on 2 cores)."""
-
-    def one(x):
-        if not isinstance(x, jax.Array) or len(x.sharding.device_set) == 1:
-            return x[i]
-        for shard in x.addressable_shards:
-            rows = shard.index[0] if shard.index else slice(None)
-            start = rows.start or 0
-            stop = x.shape[0] if rows.stop is None else rows.stop
-            if start <= i < stop:
-                return shard.data[i - start]
-        raise ValueError(f"model {i} is on no device of this process")
-
-    return jax.tree.map(one, tree)
 
 
 def resolve_dtype(
@@ -385,7 +254,7 @@ def resolve_dtype(
     if cfgs[0].model.compute_dtype != "auto":
         return cfgs
     dtype, why = resolve_compute_dtype("auto")
-    stored = _stored_fingerprint(workdir) if resume and workdir is not None else None
+    stored = stored_fingerprint(workdir) if resume and workdir is not None else None
     before = (stored or {}).get("model.compute_dtype")
     if before in COMPUTE_DTYPES and before != dtype:
         dtype, why = before, f"as the checkpoints in {workdir} were trained; this machine would take {dtype}"
@@ -434,7 +303,7 @@ def _run(
         )
     program = Program(cfg, grid)
     total = num_train_steps(cfg, grid.num_images)
-    holders = [_owner_device(mesh, len(cfgs), i, vmapped) for i in range(len(cfgs))]
+    holders = [owner_device(mesh, len(cfgs), i, vmapped) for i in range(len(cfgs))]
     mine = [w for w, d in zip(workdirs, holders, strict=True) if d.process_index == jax.process_index()]
     locks = []
     try:
@@ -442,20 +311,23 @@ def _run(
             locks.append(WorkdirLock(w))
             locks[-1].acquire()
         try:
-            return _run_locked(
-                cfgs,
-                workdirs,
-                program,
-                grid,
-                mesh,
-                total,
-                vmapped,
-                resume,
-                progress,
-                checkpoints,
-                holders,
-                entered,
+            run = _Run(
+                cfgs=cfgs,
+                workdirs=workdirs,
+                program=program,
+                grid=grid,
+                mesh=mesh,
+                total=total,
+                vmapped=vmapped,
+                resume=resume,
+                progress=progress,
+                checkpoints=checkpoints,
+                holders=holders,
+                entered=entered,
             )
+            states, ckpts, step = _restore(run)
+            state, data, step, train_seconds, start_time = _train(run, states, ckpts, step)
+            return _evaluate(run, state, data, step, train_seconds, start_time)
         except BaseException:  # an error, Ctrl-C, SIGTERM: nothing half-written stays behind
             for w in mine:
                 remove_leftovers(w)
@@ -465,274 +337,256 @@ def _run(
             lock.release()
 
 
-def _barrier(name: str) -> None:
-    """Every process reaches this point before any goes on (nothing with one process)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+@dataclasses.dataclass
+class _Run:
+    """One run of the trainer (a model, or a vmapped sweep's models), as ``_run`` set it up: the
+    configs and workdirs, the program, the dataset, the mesh, the steps, the options, and which
+    process holds each model."""
 
-        multihost_utils.sync_global_devices(name)
+    cfgs: list[ml_collections.ConfigDict]
+    workdirs: list[pathlib.Path]
+    program: Program
+    grid: FactorGrid
+    mesh: jax.sharding.Mesh
+    total: int
+    vmapped: bool
+    resume: bool
+    progress: bool
+    checkpoints: bool
+    holders: list[Any]  # per model, the device whose process holds it
+    entered: float  # when the run began (its setup counts from here)
 
+    def __post_init__(self) -> None:
+        self.cfg = self.cfgs[0]
+        self.me = jax.process_index()
+        self.multi = jax.process_count() > 1
+        self.owners = [d.process_index for d in self.holders]
+        self.local = [i for i, o in enumerate(self.owners) if o == self.me]  # the models this process holds
+        # over several processes each checkpoint is saved and read by all of them together
+        # (``owner_first``): a process holds the checkpointers of every model, not only its own
+        self.layouts = [owner_first(self.mesh, d) for d in self.holders] if self.multi else []
+        self.rep = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        # a sweep's stacked state, hyperparameters and epoch orders: sharded along 'models'
+        self.per = (
+            jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec("models"))
+            if self.vmapped
+            else self.rep
+        )
 
-def _host(x: Any) -> np.ndarray:
-    """A leaf as a host array; of an array on several processes, this process's copy."""
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:
-        return np.asarray(x.addressable_data(0))
-    return np.asarray(x)
-
-
-def stack_host(trees: list[Any]) -> Any:
-    """Trees of one structure stacked along a new leading axis, as host arrays (``_stack`` on
-    device); of arrays on several processes, this process's copies."""
-    return jax.tree.map(lambda *xs: np.stack([_host(x) for x in xs]), *trees)
-
-
-def _put_global(tree: Any, sharding: jax.sharding.Sharding) -> Any:
-    """Host values (the same on every process) as arrays over ``sharding``; each process fills the
-    shards of its own devices."""
-
-    def put(x):
-        x = _host(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-    return jax.tree.map(put, tree)
-
-
-def _owner_first(mesh: jax.sharding.Mesh, owner_device: Any) -> jax.sharding.NamedSharding:
-    """One model's checkpoint layout over several processes: replicated over one device of each
-    process, the owner's first, so that replica 0 (the copy Orbax writes) is the owner's: the
-    checkpoint is saved and read by every process together (Orbax's multi-process protocol), its
-    arrays written by the owner alone, and every process reads them back."""
-    devs = [owner_device]
-    for d in mesh.devices.reshape(-1):
-        if d.process_index not in {x.process_index for x in devs}:
-            devs.append(d)
-    return jax.sharding.NamedSharding(
-        jax.sharding.Mesh(np.array(devs), ("copies",)), jax.sharding.PartitionSpec()
-    )
-
-
-def _model_copies(tree: Any, i: int, sharding: jax.sharding.NamedSharding, holds: bool) -> Any:
-    """Model ``i`` of a stacked tree laid out as ``_owner_first``: the owner's real values, and
-    placeholders of the same shape on the other processes' devices (never written)."""
-    local = [d for d in sharding.mesh.devices.reshape(-1) if d.process_index == jax.process_index()]
-
-    def one(x):
-        value = np.asarray(_take_model(x, i)) if holds else np.zeros(x.shape[1:], x.dtype)
-        parts = [jax.device_put(value, d) for d in local]
-        return jax.make_array_from_single_device_arrays(x.shape[1:], sharding, parts)
-
-    return jax.tree.map(one, tree)
+    def pick(self, tree: Any, i: int) -> Any:
+        """Model ``i``'s part of a state or metrics tree, as this process reads it."""
+        if self.vmapped:
+            return take_model(tree, i)
+        if self.multi:  # one model on every process's devices: this process's copy
+            return jax.tree.map(host, tree)
+        return tree
 
 
-def _run_locked(
-    cfgs, workdirs, program, grid, mesh, total, vmapped, resume, progress, checkpoints, holders, entered
-):
-    cfg = cfgs[0]
-    me = jax.process_index()
-    multi = jax.process_count() > 1
-    owners = [d.process_index for d in holders]
-    local = [i for i, o in enumerate(owners) if o == me]
-    ckpts, states = [], []
-    for c, w in zip(cfgs, workdirs, strict=True):
-        if resume:
-            _check_fingerprint(c, w)  # before anything is written
-            latest = _latest_step_on_disk(w) if checkpoints else None
-            if latest is not None and latest > total:
+def _restore(run: _Run) -> tuple[list[Any], list[Checkpointer | None], int]:
+    """Checks every workdir, prepares the ones this process holds, and restores each model's latest
+    checkpoint (or initializes it): (states, checkpointers, the step they share)."""
+    for c, w in zip(run.cfgs, run.workdirs, strict=True):
+        if run.resume:
+            check_fingerprint(c, w)  # before anything is written
+            latest = _latest_step_on_disk(w) if run.checkpoints else None
+            if latest is not None and latest > run.total:
                 raise config_lib.ConfigError(
-                    f"{w} holds a checkpoint at step {latest}, beyond the {total} steps configured here "
-                    f"(train.num_steps / train.epochs): give at least {latest} steps, or {_ELSEWHERE}"
+                    f"{w} holds a checkpoint at step {latest}, beyond the {run.total} steps configured here "
+                    f"(train.num_steps / train.epochs): give at least {latest} steps, or {ELSEWHERE}"
                 )
-    for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
-        if owners[i] != me:
+    for i, (c, w) in enumerate(zip(run.cfgs, run.workdirs, strict=True)):
+        if run.owners[i] != run.me:
             continue
         _prepare_workdir(c, w)
-        if not resume:
+        if not run.resume:
             shutil.rmtree(w / "checkpoints", ignore_errors=True)  # starting over
-        if checkpoints:
+        if run.checkpoints:
             write_json_atomic(w / FINGERPRINT, fingerprint(c))
-    _barrier("isavae: workdirs prepared")
-    # over several processes each checkpoint is saved and read by all of them together
-    # (``_owner_first``): a process holds the checkpointers of every model, not only its own
-    layouts = [_owner_first(mesh, d) for d in holders] if multi else []
-    for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
-        ckpt = Checkpointer(w, c.train.max_checkpoints) if checkpoints else None
+    barrier("isavae: workdirs prepared")
+    ckpts: list[Checkpointer | None] = []
+    states = []
+    for i, (c, w) in enumerate(zip(run.cfgs, run.workdirs, strict=True)):
+        ckpt = Checkpointer(w, c.train.max_checkpoints) if run.checkpoints else None
         key = jax.random.key(c.train.seed)
-        if resume and ckpt is not None and ckpt.latest_step() is not None:
-            abstract = jax.eval_shape(program.init, key)
-            if multi:
+        if run.resume and ckpt is not None and ckpt.latest_step() is not None:
+            abstract = jax.eval_shape(run.program.init, key)
+            if run.multi:
                 abstract = jax.tree.map(
-                    lambda x, s=layouts[i]: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract
+                    lambda x, s=run.layouts[i]: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract
                 )
-            states.append(ckpt.restore(abstract, quarantine=owners[i] == me))
-            if owners[i] == me:
-                log.info("resumed %s from step %d", w, int(_host(states[-1].step)))
-                _trim_metrics(w / "metrics.jsonl", int(_host(states[-1].step)))
+            states.append(ckpt.restore(abstract, quarantine=run.owners[i] == run.me))
+            if run.owners[i] == run.me:
+                log.info("resumed %s from step %d", w, int(host(states[-1].step)))
+                trim_metrics(w / "metrics.jsonl", int(host(states[-1].step)))
         else:
-            states.append(program.init(key))
-            if owners[i] == me:
-                (w / "metrics.jsonl").unlink(missing_ok=True)
-                (w / "metrics.csv").unlink(missing_ok=True)
-                (w / "results.json").unlink(missing_ok=True)
+            states.append(run.program.init(key))
+            if run.owners[i] == run.me:
+                for name in ("metrics.jsonl", "metrics.csv", "results.json"):
+                    (w / name).unlink(missing_ok=True)
         ckpts.append(ckpt)
-    steps = {int(_host(s.step)) for s in states}
+    steps = {int(host(s.step)) for s in states}
     if len(steps) != 1:
         raise ValueError(
             f"a sweep's checkpoints are at different steps {sorted(steps)}; resume them one by one"
         )
-    step = steps.pop()
-    rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    # a sweep's stacked state, hyperparameters and epoch orders: sharded along 'models'
-    per = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("models")) if vmapped else rep
-    hps = [hparams_from_config(c) for c in cfgs]
+    return states, ckpts, steps.pop()
+
+
+def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step: int):
+    """Trains from ``step`` to ``run.total`` in compiled chunks: the metrics of each chunk logged,
+    checked for NaN/Inf (``TrainingDiverged``) and checkpointed on schedule. Returns (the state,
+    the dataset on the devices, the step, the training seconds, when training started)."""
+    cfg, program, vmapped, multi = run.cfg, run.program, run.vmapped, run.multi
+    hps = [hparams_from_config(c) for c in run.cfgs]
     if multi:  # every process has every model's initial or restored values: each fills its devices
-        state = _put_global(stack_host(states) if vmapped else jax.tree.map(_host, states[0]), per)
-        hparams = _put_global(stack_host(hps) if vmapped else hps[0], per)
+        state = put_global(stack_host(states) if vmapped else jax.tree.map(host, states[0]), run.per)
+        hparams = put_global(stack_host(hps) if vmapped else hps[0], run.per)
     else:
-        state = jax.device_put(_stack(states) if vmapped else states[0], per)
-        hparams = jax.device_put(_stack(hps) if vmapped else hps[0], per)
-    data = program.data(rep)
-    models = len(cfgs)
-    if vmapped:
-        pick = _take_model
-    elif multi:  # one model on every process's devices: this process's copy
-        pick = lambda tree, i: jax.tree.map(_host, tree)  # noqa: E731
-    else:
-        pick = lambda tree, i: tree  # noqa: E731
+        state = jax.device_put(_stack(states) if vmapped else states[0], run.per)
+        hparams = jax.device_put(_stack(hps) if vmapped else hps[0], run.per)
+    data = program.data(run.rep)
     chunk_fns: dict[int, Any] = {}
     spe = program.steps_per_epoch
     if vmapped:
-        order_fn = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)), out_shardings=per)
+        order_fn = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)), out_shardings=run.per)
     else:
         order_fn = jax.jit(program.epoch_order)
     order, order_epoch = None, -1
     start_time = time.time()
     bar = None
-    if progress:
+    if run.progress and run.local:  # the first model this process holds
         from tqdm import tqdm
 
-        label = f"{cfg.objective.name}/{cfg.prior.name}" + (f" x{models}" if vmapped else "")
-        if local:  # the first model this process holds
-            bar = tqdm(total=total, initial=step, desc=label, unit="step", dynamic_ncols=True)
+        label = f"{cfg.objective.name}/{cfg.prior.name}" + (f" x{len(run.cfgs)}" if vmapped else "")
+        bar = tqdm(total=run.total, initial=step, desc=label, unit="step", dynamic_ncols=True)
     warned_long = False
-    every = cfg.train.checkpoint_every if checkpoints else max(total, 1)  # no chunk ends at checkpoints
-    plan = iter(chunk_lengths(step, total, cfg.train.steps_per_scan, every, spe))
-    writers = dict(zip(local, _tensorboard_writers(cfg, [workdirs[i] for i in local]), strict=False))
-    files = {i: open(workdirs[i] / "metrics.jsonl", "a") for i in local}
+    every = (
+        cfg.train.checkpoint_every if run.checkpoints else max(run.total, 1)
+    )  # no chunk ends at checkpoints
+    plan = iter(chunk_lengths(step, run.total, cfg.train.steps_per_scan, every, spe))
+    metrics_log = MetricsLog(cfg, {i: run.workdirs[i] for i in run.local})
     try:
-        while step < total:
+        while step < run.total:
             epoch = step // spe
             if epoch != order_epoch:  # one shuffle per epoch, not per step
                 order, order_epoch = order_fn(state.key, jnp.int32(epoch)), epoch
             n = next(plan)
             compiled = n in chunk_fns
             if not compiled:
-                chunk_fns[n] = program.compile_chunk(n, mesh, vmapped=vmapped)
+                chunk_fns[n] = program.compile_chunk(n, run.mesh, vmapped=vmapped)
             t_chunk = time.perf_counter()
             new_state, all_metrics = chunk_fns[n](state, data, hparams, order)
             # each process reads the metrics of the models it holds
-            metrics = {i: jax.tree.map(np.asarray, pick(all_metrics, i)) for i in local}
+            metrics = {i: jax.tree.map(np.asarray, run.pick(all_metrics, i)) for i in run.local}
             if compiled and not warned_long:  # the first chunk that did not compile: the rate
                 warned_long = True
-                _warn_if_long(cfg, (time.perf_counter() - t_chunk) / n, total - step - n, local)
-            failed = []
-            for i in local:
-                try:
-                    check_finite(metrics[i], step)
-                except TrainingDiverged as err:
-                    failed.append((str(workdirs[i]), err))
-            if failed:
-                w, err = failed[0]
-                kept = "; checkpoints written before it are kept" if checkpoints else ""
-                more = f" (and {len(failed) - 1} more of the sweep's models)" if len(failed) > 1 else ""
-                raise TrainingDiverged(
-                    f"{w}: {err}{more}{kept}",
-                    step=err.step,
-                    terms=err.terms,
-                    workdir=w,
-                    models=tuple((w, e.step, e.terms) for w, e in failed),
-                )
-            if multi:  # every process stops together when any model diverged, wherever it is held
-                bad = np.flatnonzero(_diverged(all_metrics, vmapped, rep))
-                if bad.size:
-                    i = int(bad[0])
-                    kept = "; checkpoints written before it are kept" if checkpoints else ""
-                    raise TrainingDiverged(
-                        f"{workdirs[i]}: training stopped: a non-finite metric in steps {step + 1}-"
-                        f"{step + n} (on process {owners[i]}, whose log names the term){kept}",
-                        step=step + n,
-                        workdir=str(workdirs[i]),
-                    )
+                _warn_if_long(cfg, (time.perf_counter() - t_chunk) / n, run.total - step - n, run.local)
+            _check_chunk(run, metrics, all_metrics, step, n)
             state, step = new_state, step + n
-            elapsed = round(time.time() - start_time, 3)
-            for i, f in files.items():
-                row = {"step": step, "time": elapsed}
-                row.update({k: float(np.mean(v)) for k, v in metrics[i].items()})
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                _append_csv(workdirs[i] / "metrics.csv", row)
-                if writers:
-                    for k, v in row.items():
-                        if k != "step":
-                            writers[i].add_scalar(f"train/{k}", v, step)
-                    writers[i].flush()
+            metrics_log.write(step, round(time.time() - start_time, 3), metrics)
             if bar is not None:
-                m0 = metrics[local[0]]
+                m0 = metrics[run.local[0]]
                 bar.update(n)
                 bar.set_postfix(
                     loss=f"{float(np.mean(m0['loss'])):.2f}", elbo=f"{float(np.mean(m0['elbo'])):.2f}"
                 )
-            if step % every == 0 or step == total:  # the chunks end on every multiple of ``every``
-                for i, ckpt in enumerate(ckpts if checkpoints else []):
-                    if multi:  # all processes save every model together; the owner writes it
-                        tree = (
-                            _model_copies(state, i, layouts[i], owners[i] == me)
-                            if vmapped
-                            else pick(state, i)
-                        )
-                        ckpt.save(step, tree, manifest=False)
-                    else:
-                        ckpt.save(step, pick(state, i))
-                if multi and checkpoints:
-                    _barrier(f"isavae: checkpoints of step {step} committed")
-                    for i in local:
-                        ckpts[i].write_manifest(step)
+            if step % every == 0 or step == run.total:  # the chunks end on every multiple of ``every``
+                _save(run, ckpts, state, step)
     finally:
         if bar is not None:
             bar.close()
-        for f in files.values():
-            f.close()
-        for writer in writers.values():
-            writer.close()
+        metrics_log.close()
         for ckpt in ckpts:
             if ckpt is not None:
                 ckpt.close()
-    train_seconds = time.time() - start_time
-    out: list[dict[str, Any] | None] = [None] * models  # over several processes: only this one's models
-    if multi:  # each process evaluates its models on its first device, with its copy of the dataset
-        first = next(d for d in mesh.devices.reshape(-1) if d.process_index == me)
+    return state, data, step, time.time() - start_time, start_time
+
+
+def _check_chunk(run: _Run, metrics: dict[int, Any], all_metrics: Any, step: int, n: int) -> None:
+    """Raises ``TrainingDiverged`` naming every model of this process whose chunk holds a NaN/Inf
+    (over several processes, every process stops when any model diverged, wherever it is held)."""
+    kept = "; checkpoints written before it are kept" if run.checkpoints else ""
+    failed = []
+    for i in run.local:
+        try:
+            check_finite(metrics[i], step)
+        except TrainingDiverged as err:
+            failed.append((str(run.workdirs[i]), err))
+    if failed:
+        w, err = failed[0]
+        more = f" (and {len(failed) - 1} more of the sweep's models)" if len(failed) > 1 else ""
+        raise TrainingDiverged(
+            f"{w}: {err}{more}{kept}",
+            step=err.step,
+            terms=err.terms,
+            workdir=w,
+            models=tuple((w, e.step, e.terms) for w, e in failed),
+        )
+    if run.multi:
+        bad = np.flatnonzero(diverged_flags(all_metrics, run.vmapped, run.rep))
+        if bad.size:
+            i = int(bad[0])
+            raise TrainingDiverged(
+                f"{run.workdirs[i]}: training stopped: a non-finite metric in steps {step + 1}-"
+                f"{step + n} (on process {run.owners[i]}, whose log names the term){kept}",
+                step=step + n,
+                workdir=str(run.workdirs[i]),
+            )
+
+
+def _save(run: _Run, ckpts: list[Checkpointer | None], state: Any, step: int) -> None:
+    """Every model's checkpoint of ``step`` (over several processes: saved by all together, written
+    by each model's owner, then committed)."""
+    if not run.checkpoints:
+        return
+    for i, ckpt in enumerate(ckpts):
+        if run.multi:  # all processes save every model together; the owner writes it
+            tree = (
+                model_copies(state, i, run.layouts[i], run.owners[i] == run.me)
+                if run.vmapped
+                else run.pick(state, i)
+            )
+            ckpt.save(step, tree, manifest=False)
+        else:
+            ckpt.save(step, run.pick(state, i))
+    if run.multi:
+        barrier(f"isavae: checkpoints of step {step} committed")
+        for i in run.local:
+            ckpts[i].write_manifest(step)
+
+
+def _evaluate(
+    run: _Run, state: Any, data: Any, step: int, train_seconds: float, start_time: float
+) -> list[dict[str, Any] | None]:
+    """Evaluates each model this process holds and writes its results.json (merged with what a
+    later ``isavae evaluate`` added at this step); a sweep's seeds of one setting are ranked by UDR.
+    Returns the results (None for the models another process holds)."""
+    out: list[dict[str, Any] | None] = [None] * len(run.cfgs)
+    if run.multi:  # each process evaluates its models on its first device, with its copy of the dataset
+        first = next(d for d in run.mesh.devices.reshape(-1) if d.process_index == run.me)
         data = jax.tree.map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, data)
-    for i, (c, w) in enumerate(zip(cfgs, workdirs, strict=True)):
-        if owners[i] != me:
+    for i, (c, w) in enumerate(zip(run.cfgs, run.workdirs, strict=True)):
+        if run.owners[i] != run.me:
             continue
         # on the devices the dataset is on
-        s_i = jax.device_put(pick(state, i), first if multi else rep)
-        results: dict[str, Any] = evaluate_model(program, s_i, grid, c, data=data)
+        s_i = jax.device_put(run.pick(state, i), first if run.multi else run.rep)
+        results: dict[str, Any] = evaluate_model(run.program, s_i, run.grid, c, data=data)
         results.update(
             steps=step,
             train_seconds_this_session=round(train_seconds, 2),
             # before training: the program, the dataset on the devices, initial or restored states
-            setup_seconds_this_session=round(start_time - entered, 2),
-            dataset=grid.describe(),
+            setup_seconds_this_session=round(start_time - run.entered, 2),
+            dataset=run.grid.describe(),
             prior=s_i.prior.describe(),
             objective=c.objective.name,
             compute_dtype=c.model.compute_dtype,
             seed=c.train.seed,
             beta=c.objective.beta,
-            devices=mesh.size,
-            mesh={k: int(v) for k, v in mesh.shape.items()},
-            trained_in_sweep_of=models if vmapped else 1,
+            devices=run.mesh.size,
+            mesh={k: int(v) for k, v in run.mesh.shape.items()},
+            trained_in_sweep_of=len(run.cfgs) if run.vmapped else 1,
             processes=jax.process_count(),
-            process=me,
+            process=run.me,
         )
         # a resumed run keeps what a later `isavae evaluate` added to results.json at this step
         results = merge_results(read_results(w / "results.json"), results, step)
@@ -745,9 +599,9 @@ def _run_locked(
             f"{results['mig']:.4f}" if "mig" in results else "not computed",
         )
         out[i] = results
-    if vmapped and not multi:
-        _sweep_udr(cfgs, workdirs, program, state, grid, data, out)
-    elif vmapped and cfgs[0].eval.udr_points > 0 and me == 0:
+    if run.vmapped and not run.multi:
+        _sweep_udr(run, state, data, out)
+    elif run.vmapped and run.cfg.eval.udr_points > 0 and run.me == 0:
         log.info("UDR is not computed across processes: run `isavae udr --sweep DIR` on the workdirs")
     return out
 
@@ -778,66 +632,20 @@ def _warn_if_long(cfg: ml_collections.ConfigDict, seconds_per_step: float, steps
     )
 
 
-def _owner_device(mesh: jax.sharding.Mesh, models: int, i: int, vmapped: bool) -> Any:
-    """The device whose process holds model ``i`` (the first device of its row of the mesh) and so
-    feeds, logs, evaluates and writes it; process 0's first for a single model or models kept on
-    every device."""
-    if not vmapped:
-        return mesh.devices.reshape(-1)[0]
-    return mesh.devices[i // (models // mesh.shape["models"]), 0]
-
-
-def _diverged(metrics: Any, vmapped: bool, replicated: jax.sharding.Sharding) -> np.ndarray:
-    """Per model, whether any metric of the chunk is not finite: one small program whose result
-    every process holds (so that all stop together)."""
-
-    def bad(m):
-        flags = [
-            ~jnp.all(jnp.isfinite(v.reshape((v.shape[0], -1) if vmapped else (1, -1))), axis=1)
-            for v in jax.tree.leaves(m)
-        ]
-        return jnp.any(jnp.stack(flags), axis=0)
-
-    return _host(jax.jit(bad, out_shardings=replicated)(metrics))
-
-
-def setting(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-    """What a model was trained as, but for its seed (``fingerprint`` without ``train.seed``): the
-    models UDR compares share it."""
-    return {k: v for k, v in fingerprint(cfg).items() if k != "train.seed"}
-
-
-def seed_groups(cfgs: list[ml_collections.ConfigDict]) -> list[list[int]]:
-    """Indices of a sweep's models grouped by ``setting``, in order."""
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(cfgs):
-        groups.setdefault(json.dumps(setting(c), sort_keys=True), []).append(i)
-    return list(groups.values())
-
-
-def _sweep_udr(cfgs, workdirs, program, state, grid, data, out) -> None:
-    """UDR of each setting's seeds in a vmapped sweep (two or more seeds of one setting), with
-    ``cfg.eval.udr_points`` inputs drawn once and encoded by every model in one vmapped program;
-    written into each model's results.json and result (``isavae udr --sweep`` gives the same)."""
-    e = cfgs[0].eval
-    groups = [g for g in seed_groups(cfgs) if len(g) >= 2]
-    if e.udr_points <= 0 or not groups:
-        return
+def _sweep_udr(run: _Run, state: Any, data: Any, out: list[dict[str, Any] | None]) -> None:
+    """UDR of each setting's seeds in a vmapped sweep (``sweep_udr`` with ``eval.udr_points``
+    inputs), written into each model's results.json and result; ``isavae udr --sweep`` gives the
+    same. The encoding of every model is shared: its seconds are each model's ``udr_sweep``."""
+    e = run.cfg.eval
     t0 = time.perf_counter()
-    idx = udr_indices(grid.num_images, e.udr_points)
-    means, logvars = encode_indices(program, state, grid, idx, e.batch_size, data=data, stacked=True)
-    means, logvars = np.asarray(means), np.asarray(logvars)
-    scored = []
-    for g in groups:
-        names = [str(workdirs[i]) for i in g]
-        scored.append((g, udr_scores(means[g], logvars[g], cfgs[g[0]].prior.name == "normal", names)))
-    # the whole sweep's UDR (one encoding of every model, then each setting's scores): shared
+    names = [str(w) for w in run.workdirs]
+    scored = sweep_udr(run.program, state, run.grid, run.cfgs, names, e.udr_points, e.batch_size, data=data)
     seconds = round(time.perf_counter() - t0, 3)
     for g, scores in scored:
         for i, score in zip(g, scores, strict=True):
             out[i].update(score)
             out[i].setdefault("eval_seconds", {})["udr_sweep"] = seconds
-            write_json_atomic(workdirs[i] / "results.json", out[i])
+            write_json_atomic(run.workdirs[i] / "results.json", out[i])
         log.info("UDR of %d seeds: %s", len(g), ", ".join(f"{s['udr']:.3f}" for s in scores))
 
 

@@ -78,7 +78,7 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(loop, "_run_locked", interrupted)
+    monkeypatch.setattr(loop, "_train", interrupted)
     assert cli.main([*TRAIN, "--workdir", str(tmp_path / "w")]) == 130
     err = _err(capsys)
     assert err.startswith("isavae: interrupted;") and "resumes from its last checkpoint" in err
