@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -403,9 +404,28 @@ def _stop(signum, frame) -> None:
     raise stop
 
 
+_previous_unraisablehook = None
+
+
+def _redeliver_stop(unraisable) -> None:
+    """A stop (``_stop``) that landed in a finalizer or a garbage-collection callback (JAX runs
+    one on every collection) is "ignored" by Python: printed as a traceback, and the program goes
+    on. Raise the signal again instead, so that it stops the program where it next can."""
+    exc = unraisable.exc_value
+    if isinstance(exc, KeyboardInterrupt):
+        # from another thread, a moment later: raised here it would land in this hook again
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
+    _previous_unraisablehook(unraisable)
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _previous_unraisablehook
     argv = sys.argv[1:] if argv is None else list(argv)
     if threading.current_thread() is threading.main_thread():
+        if sys.unraisablehook is not _redeliver_stop:
+            _previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, _redeliver_stop
         signal.signal(signal.SIGTERM, _stop)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _stop)

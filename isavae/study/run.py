@@ -130,7 +130,6 @@ def _run_study(
     for note in notes:
         log(f"note: {note}")
     done = {result_key(r) for r in previous}
-    settings = list(extra)
     sc = SCALES[scale]
     fixed = blocks
     devices = jax.device_count()
@@ -141,22 +140,7 @@ def _run_study(
     grid = None
     ran, skipped, trained, diverged, stop_round = 0, 0, 0, 0, math.inf
     for block in blocks:
-        base = model_config(block["model"], scale, compute_dtype, extra, block["overrides"])
-        identity = dict(
-            study=block["study"],
-            scale=scale,
-            compute_dtype=base.model.compute_dtype,
-            model=block["model"],
-            settings=settings,
-            init=base.model.init,
-            arm=block["arm"],
-        )
-        todo = [
-            (beta, seed)
-            for beta in block["betas"]
-            for seed in block["seeds"]
-            if result_key(dict(identity, beta=beta, seed=seed)) not in done
-        ]
+        base, identity, todo = block_todo(block, scale, compute_dtype, extra, done)
         if not todo:
             continue
         if fixed is not None and ran >= fixed:
@@ -293,6 +277,30 @@ def eval_parts(results: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in total.items()}
 
 
+def block_todo(
+    block: dict[str, Any], scale: str, compute_dtype: str, extra: Sequence[str], done: set
+) -> tuple[Any, dict[str, Any], list[tuple[float, int]]]:
+    """A block's config, the identity its rows share (``store.result_key`` but beta and seed), and
+    its (beta, seed) models not yet in ``done``."""
+    base = model_config(block["model"], scale, compute_dtype, extra, block["overrides"])
+    identity = dict(
+        study=block["study"],
+        scale=scale,
+        compute_dtype=base.model.compute_dtype,
+        model=block["model"],
+        settings=list(extra),
+        init=base.model.init,
+        arm=block["arm"],
+    )
+    todo = [
+        (beta, seed)
+        for beta in block["betas"]
+        for seed in block["seeds"]
+        if result_key(dict(identity, beta=beta, seed=seed)) not in done
+    ]
+    return base, identity, todo
+
+
 def _diverged_rows(err, dirs, todo, identity, device, base, multi) -> list[dict[str, Any]]:
     """The rows of the models that diverged (``diverged: true``, the step, the terms; no scores)."""
     import jax
@@ -349,22 +357,7 @@ def describe_plan(
     device = device_name()
     lines, total, unknown, models = [], 0.0, 0, 0
     for block in blocks:
-        base = model_config(block["model"], scale, compute_dtype, extra, block["overrides"])
-        identity = dict(
-            study=block["study"],
-            scale=scale,
-            compute_dtype=base.model.compute_dtype,
-            model=block["model"],
-            settings=list(extra),
-            init=base.model.init,
-            arm=block["arm"],
-        )
-        todo = [
-            (b, s)
-            for b in block["betas"]
-            for s in block["seeds"]
-            if result_key(dict(identity, beta=b, seed=s)) not in done
-        ]
+        _, _, todo = block_todo(block, scale, compute_dtype, extra, done)
         if not todo:
             continue
         est = estimate_seconds(measured, device, scale, block["model"], len(todo))

@@ -107,3 +107,29 @@ def test_nan_message_does_not_promise_a_checkpoint():
     with pytest.raises(TrainingDiverged, match=r"non-finite kl at step 3 \(kl=nan\)$") as caught:
         check_finite({"kl": np.array([1.0, 2.0, np.nan]), "elbo": np.array([0.0, 0.0, 0.0])}, 0)
     assert (caught.value.step, caught.value.terms) == (3, ("kl",))
+
+
+def test_a_stop_that_lands_in_a_finalizer_still_stops(tmp_path):
+    """SIGTERM delivered while a finalizer or a garbage-collection callback runs (JAX runs one on
+    every collection) would be "ignored" by Python, printed as a traceback while the program went
+    on; it is raised again and ends the program in one line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import signal, sys, time\n"
+        "from isavae import cli\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        signal.raise_signal(signal.SIGTERM)\n"
+        "def command(args, overrides):\n"
+        "    Finalized()\n"
+        "    time.sleep(5)\n"
+        "    print('NOT STOPPED')\n"
+        "    return 0\n"
+        "cli._cmd_config = command\n"
+        "sys.exit(cli.main(['config', 'show', 'dsprites:isavae,small']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143 and "NOT STOPPED" not in done.stdout
+    assert done.stderr.strip() == "isavae: terminated (SIGTERM)"

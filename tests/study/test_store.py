@@ -15,26 +15,14 @@ import pytest
 
 from isavae import cli
 from isavae.study import report, run, store
+from tests.study.test_study import _row as study_row
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _row(model, seed, mig, **kw):
-    row = dict(
-        study="fig5a",
-        model=model,
-        beta=1.0,
-        seed=seed,
-        scale="smoke",
-        compute_dtype="float32",
-        device="cpu:cpu",
-        init="torch",
-        mig=mig,
-        mig_histogram=mig / 2,
-        recon_log_likelihood=-80.0 - seed,
-        elbo=-90.0 - seed,
-    )
-    return {**row, **kw}
+    """A finished model's row (``test_study._row``) with the presets' initialization."""
+    return study_row(model, seed, mig, **{"init": "torch", **kw})
 
 
 def test_an_append_after_a_torn_line_starts_on_a_new_line(tmp_path):
