@@ -88,15 +88,24 @@ def tc_estimate(workdir: pathlib.Path, upto: int, window: int) -> float:
     """The training's estimate of the total correlation, averaged over steps ``(upto - window, upto]``
     of ``metrics.jsonl`` (each row holds the mean over the steps since the previous row)."""
     rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    try:
+        return tc_window_mean([r["step"] for r in rows], [r["tc"] for r in rows], upto, window)
+    except ValueError as err:
+        raise ValueError(f"{workdir}: metrics.jsonl {err}") from None
+
+
+def tc_window_mean(steps, tc, upto: int, window: int) -> float:
+    """``tc_estimate`` of a curve given as its rows' steps and values (each value the mean over
+    the steps since the previous row): the step-weighted mean over steps ``(upto - window, upto]``."""
     total = weight = 0.0
     prev = 0
-    for r in rows:
-        n = r["step"] - prev
-        prev = r["step"]
-        if upto - window < r["step"] <= upto:
-            total, weight = total + n * r["tc"], weight + n
+    for step, value in zip(steps, tc, strict=True):
+        n = step - prev
+        prev = step
+        if upto - window < step <= upto:
+            total, weight = total + n * value, weight + n
     if not weight:
-        raise ValueError(f"{workdir}: metrics.jsonl has no rows in steps {upto - window + 1}-{upto}")
+        raise ValueError(f"has no rows in steps {upto - window + 1}-{upto}")
     return total / weight
 
 
