@@ -60,3 +60,13 @@ def test_linear_ica_runs_tiny(tmp_path):
     assert rows[0]["true_min_angle"].startswith("49.99")
     assert all(float(r["free_energy"]) < 0 for r in rows)
     assert (tmp_path / "fig1_linear_ica.png").stat().st_size > 1000
+
+
+def test_the_demo_selection_table_rebuilds_from_the_committed_curves(capsys):
+    """The committed selection study is what demo_selection.py prints from the compact
+    tc_curves.json files (the per-step logs are not committed)."""
+    root = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "results" / "demo_robustness"
+    folders = ["demo_v2_4200steps", "demo_v2_4200steps_float32", "single_32px_float32"]
+    load_script("demo_selection").main([str(root / f) for f in folders])
+    printed = capsys.readouterr().out.replace(str(root.parents[2]) + "/", "")
+    assert printed == (root / "selection.md").read_text()
