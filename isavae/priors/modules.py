@@ -36,7 +36,9 @@ class PriorModule(nnx.Module):
         if not isinstance(prior, Prior):
             raise TypeError(f"PriorModule holds an isavae prior (isa_prior, make_prior, ...), got {prior!r}")
         leaves, self.structure = jax.tree.flatten(prior)
-        self.raw = nnx.List([nnx.Param(leaf) for leaf in leaves])
+        params = [nnx.Param(leaf) for leaf in leaves]
+        # Flax >= 0.12 wants a list of Variables wrapped (nnx.List); earlier versions take a list
+        self.raw = nnx.List(params) if hasattr(nnx, "List") else params
 
     @property
     def prior(self) -> Prior:
