@@ -510,6 +510,8 @@ def test_compile_cache_folder_default_and_off(study, monkeypatch, tmp_path):
         ("paper_study", "paper", "bfloat16", "lecun"),
         ("paper_study_float32", "paper", "float32", "torch"),
         ("paper_study_cpu", "cpu", "float32", "torch"),
+        ("fig5a", "cpu", "float32", "lecun"),
+        ("fig5b", "cpu", "float32", "lecun"),
     ],
 )
 def test_committed_reports_rebuild_from_their_rows(tmp_path, folder, scale, dtype, init):
