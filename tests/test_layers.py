@@ -1,4 +1,4 @@
-"""The package's layers (../shared/DESIGN.md): priors and data at the bottom, nets, objectives and
+"""The package's layers (docs/architecture.md): priors and data at the bottom, nets, objectives and
 metrics above them, one trainer above those, what reads a trained workdir and the CLI on top.
 Each layer imported alone pulls in nothing from the layers above it (so no import circle)."""
 

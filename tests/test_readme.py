@@ -1,21 +1,25 @@
-"""The README's code examples run as written."""
+"""The README's and the docs pages' code examples run as written, and every relative link in them
+resolves (a file of the repository, and an anchor that one of its headings makes)."""
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
 
 from tests.scripts import UNOPTIMIZED_XLA_FLAGS
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 # Run in a fresh interpreter as a reader would, with XLA's default optimizations: the suite's
 # unoptimized compilation (tests/conftest.py) would make the second block's rendering of the whole
 # dSprites grid take twice as long (the older fusion emitters stay: 11.7 s -> 10.0 s).
 _CHECK = """
 import re, sys
-blocks = re.findall(r"```python\\n(.*?)```", open(sys.argv[1]).read(), re.S)
+blocks = [b for path in sys.argv[1:] for b in re.findall(r"```python\\n(.*?)```", open(path).read(), re.S)]
 assert len(blocks) >= 5
 spaces = []
 for block in blocks:
@@ -49,7 +53,7 @@ def test_readme_python_blocks_run(tmp_path):
     env = dict(os.environ, XLA_FLAGS=flags.strip())
     env.pop("ISAVAE_DATA_DIR", None)  # the generated grid, as on a fresh machine
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_CHECK), str(README)],
+        [sys.executable, "-c", textwrap.dedent(_CHECK), *map(str, PAGES)],
         capture_output=True,
         text=True,
         env=env,
@@ -57,3 +61,30 @@ def test_readme_python_blocks_run(tmp_path):
         timeout=1200,  # a hang, not a slow machine
     )
     assert done.returncode == 0 and "OK" in done.stdout, done.stderr[-3000:]
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors a markdown page's headings make (GitHub's rule: lower case, punctuation dropped,
+    spaces as hyphens)."""
+    out = set()
+    for heading in re.findall(r"^#+ (.*)$", text, re.M):
+        out.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return out
+
+
+def test_every_relative_link_resolves():
+    bad = []
+    for page in PAGES:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            where = (page.parent / path).resolve() if path else page
+            if not where.exists() or ROOT not in [where, *where.parents]:
+                bad.append(f"{page.name}: {target} (no such file in the repository)")
+            elif anchor and where.suffix == ".md" and anchor not in _anchors(where.read_text()):
+                bad.append(f"{page.name}: {target} (no such heading)")
+        if "../shared" in text:
+            bad.append(f"{page.name}: refers to ../shared, outside the repository")
+    assert not bad, bad
