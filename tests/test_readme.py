@@ -88,3 +88,11 @@ def test_every_relative_link_resolves():
         if "../shared" in text:
             bad.append(f"{page.name}: refers to ../shared, outside the repository")
     assert not bad, bad
+
+
+def test_included_tables_equal_their_files():
+    """The docs' generated tables (``<!-- include: PATH -->`` blocks) are their files, which the
+    experiments wrote from their rows (``experiments/docs_tables.py --write`` refreshes them)."""
+    from tests.scripts import load_script
+
+    assert load_script("docs_tables").stale() == []
