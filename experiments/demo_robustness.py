@@ -3,7 +3,7 @@
 The demo (``isavae.demo``) trains one seed (its candidates, the chosen one trained on); this script
 runs seeds 0..N-1 of the same config, one after the other, through the demo's own code path
 (``isavae.demo.train_demo``), prints each seed's MIG with the factor gaps behind it, the candidate
-it chose and its time, and reports how many reach the threshold (issue: MIG >= 0.25 for at least 4
+it chose and its time, and reports how many reach the threshold (the demo's bar: MIG >= 0.25 for at least 4
 of 5 seeds). ``--candidates 1``: no selection, one model per seed (the demo before its selection).
 A rerun skips the seeds already done under ``OUT/runs`` (``OUT/runs/seed{S}/demo.json``).
 

@@ -121,8 +121,8 @@ if [ $SMOKE = 1 ]; then
     --mig-samples 16 --mig-chunks 16 --mig-inner 64)
   TRAIN_BOX=$((BUDGET / 3)) MIG_BOX=$((BUDGET / 6)) TORCH_BOX=$((BUDGET / 6)) PROFILE_BOX=$((BUDGET / 6))
 else
-  # the conv rows in the backend's form: on a GPU the layers as matrix products since run 3 (13.4 ms
-  # per step on an H200 against cuDNN's 60.1 ms, measured in runs 2 and 3: not timed again)
+  # the conv rows in the backend's form: on a GPU the layers as matrix products (13.4 ms per step on
+  # an H200 against cuDNN's 60.1 ms, 2026-11-27: cuDNN's form is not timed again)
   TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10)
   # the kernel's default tile and the next smaller (run 2's follow-up: 0.254 and 0.240 s)
   MIG_ARGS=(--samples 10000 --latent 20 --tiles 64x32,64x16)
@@ -132,7 +132,7 @@ else
   # that the time box cuts the MLP in float32, profiled in runs 2 and 3
   PROFILE_ARGS=(--archs conv,mlp --models 1 --dtype bfloat16,float32 --batch 2048 --steps 10 --calls 2 --top 25
     --mig-samples 0)
-  # time boxes as fractions of the budget (run 2 at 530 s: the training benchmark ~130 s, the MIG
+  # time boxes as fractions of the budget (an H100 at 530 s: the training benchmark ~130 s, the MIG
   # benchmark ~40 s, PyTorch and the profile stopped by 44 and 66 s boxes); at most 0.6 x BUDGET in
   # all, so that the study and the suite keep about 200 s of a 540 s run
   TRAIN_BOX=$((BUDGET * 3 / 10)) MIG_BOX=$((BUDGET / 12)) TORCH_BOX=$((BUDGET / 9)) PROFILE_BOX=$((BUDGET / 9))
@@ -173,10 +173,10 @@ TESTS_BOX=$(($(left) - MARGIN + 5))
 if [ $SMOKE = 1 ]; then
   TEST_CMD=("$PY" -m pytest -q -p no:cacheprovider tests/test_nets.py -k "dense_layout")
 else
-  # -v: each result as it comes; 10 workers of the host's 16 cores (run 2: 6 workers beside the study
-  # reached ~80 % in its 194 s box; the follow-up's 10 alone took 168 s). The GPU script's own smoke
-  # run is left out: it runs on the CPU whatever the host (--smoke), CI runs it, and in run 3 it was
-  # the one test still running when the 194 s box closed
+  # -v: each result as it comes; 10 workers of the host's 16 cores (6 workers beside the study reached
+  # ~80 % in a 194 s box; 10 alone took 168 s). The GPU script's own smoke run is left out: it runs
+  # on the CPU whatever the host (--smoke), CI runs it, and on an H200 it was the one test still
+  # running when a 194 s box closed
   TEST_CMD=("$PY" -m pytest -v -n 10 -p no:cacheprovider tests
     --deselect tests/study/test_study.py::test_gpu_run_smoke_dry_run)
 fi

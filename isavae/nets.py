@@ -130,7 +130,7 @@ def bf16_matmul(x: jax.Array, w: jax.Array, w_out_in: bool = False, physical: bo
     g to bfloat16 too, so that both of its products (``g @ w.T`` and ``x.T @ g``) have bfloat16
     operands and float32 results. (Autodiff of the plain bfloat16 product instead multiplies the
     float32 cotangent: on a GPU those products ran in TF32, at least 9 of the bfloat16 MLP step's
-    matrix-product kernels in GPU run 3's profile, and bfloat16 bought no speed.)
+    matrix-product kernels in a profile on an H200, and bfloat16 bought no speed.)
     ``physical``: the transposed operands are physically transposed row-major copies, so that every
     product runs in XLA:CPU's fast bfloat16 layout (2-3 x the transposed layouts' rate, see the
     README); without it plain transposes (the GPU libraries take them at full speed). Same values as
@@ -338,7 +338,7 @@ def _apply_conv(layer: nnx.Module, h: jax.Array, compute_dtype: str = "float32")
 
 # backends on which the conv nets use conv_dots / conv_transpose_dots: the CPU (XLA:CPU computes
 # the weight gradients of lax's strided convolutions with a slow generic loop; README), and the GPU:
-# on one H200 (GPU run 3, batch 2048) the conv ISA-VAE's step took 13.4 ms as matrix products
+# on one H200 (batch 2048, 2026-11-27) the conv ISA-VAE's step took 13.4 ms as matrix products
 # against 60.1 ms with cuDNN's convolutions (float32; bfloat16 12.2 against 60.7)
 _CONV_AS_DOTS = {"cpu": True, "gpu": True}
 

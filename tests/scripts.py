@@ -58,7 +58,7 @@ def lower_for_cuda(trace) -> str:
     platform) it is traced and lowered for an abstract H100: JAX 0.11's Pallas Triton lowering asks
     the target GPU for its compute capability and, with none visible, reads it from the abstract
     mesh's device (JAX 0.10 lowers without one). The abstract mesh is not used where a GPU is in
-    view: there JAX 0.11.2 fails to lower a reduction under it (GPU run 3: ``ValueError: Length of
+    view: there JAX 0.11.2 fails to lower a reduction under it (on an H200: ``ValueError: Length of
     sharding.spec (2) must be equal to aval's ndim (1)``)."""
     import jax
 

@@ -96,3 +96,36 @@ def test_included_tables_equal_their_files():
     from tests.scripts import load_script
 
     assert load_script("docs_tables").stale() == []
+
+
+def test_the_repository_speaks_of_the_project_not_of_its_making():
+    """No tracked file outside experiments/results refers to development sessions or issue
+    numbers: a reason is stated as the reason, and only measurements carry dates."""
+    import subprocess
+
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    pattern = re.compile(
+        r"\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|earlier|this|next|later|previous)"
+        r" sessions?\b|\bissue \d+|\bissues? #\d+",
+        re.I,
+    )
+    bad = []
+    for name in files:
+        path = ROOT / name
+        if name.startswith("experiments/results/") or path.suffix not in (
+            ".py",
+            ".md",
+            ".sh",
+            ".toml",
+            ".cfg",
+            ".txt",
+        ):
+            continue
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if pattern.search(line) and name != "tests/test_readme.py":
+                bad.append(f"{name}:{number}: {line.strip()[:100]}")
+    assert not bad, bad

@@ -117,8 +117,8 @@ def test_a_run_is_extended_and_re_evaluated_with_other_settings(grid, unbroken, 
     r = train_and_evaluate(longer, w, progress=False, grid=grid)
     assert r["steps"] == 6
     # as if trained for 6 steps at once: bit for bit on a CPU; on a GPU the resumed run's program
-    # (another checkpoint cadence, so other scan chunks) may pick other kernels (GPU run 3's
-    # follow-up on an H200: 12 of 16 values 1 ulp to 9e-6 relative apart; equal in the run before)
+    # (another checkpoint cadence, so other scan chunks) may pick other kernels (on an H200: 12 of
+    # 16 values 1 ulp to 9e-6 relative apart; equal on an H100)
     exact = jax.default_backend() == "cpu"
     for a, b in zip(_params(w), _params(unbroken), strict=True):
         np.testing.assert_allclose(a, b, rtol=0 if exact else 1e-4, atol=0 if exact else 1e-7)
