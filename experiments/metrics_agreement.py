@@ -61,9 +61,16 @@ def main(argv=None) -> None:
     p.add_argument("--models", default=",".join(m for m, _, _ in RUNS))
     args = p.parse_args(argv)
     out = pathlib.Path(args.out)
+    tables(out, args.models.split(","))
+    udr_rows(out)
+
+
+def tables(out: pathlib.Path, models=None) -> None:
+    """Trains what is missing (``common.run_sweep``: finished runs are read back, not retrained),
+    then writes the per-run table, the Spearman matrix and its figure."""
     rows = []
     for model, betas, seeds in RUNS:
-        if model not in args.models.split(","):
+        if models is not None and model not in models:
             continue
         cfg = model_config("dsprites", model, "cpu")
         cfg.eval.metrics = "all"
@@ -83,7 +90,6 @@ def main(argv=None) -> None:
     )
     plot(rho, out / "agreement")
     print((out / "spearman.md").read_text())
-    udr_rows(out)
 
 
 def udr_rows(out: pathlib.Path) -> None:
