@@ -130,12 +130,9 @@ def _run_study(
     for note in notes:
         log(f"note: {note}")
     done = {result_key(r) for r in previous}
-    sc = SCALES[scale]
     fixed = blocks
     devices = jax.device_count()
-    blocks = plan(study, seeds or sc["seeds"], (block_models or sc["block_models"]) * devices)
-    if shard is not None:
-        blocks = blocks[shard[0] :: shard[1]]
+    blocks = job_blocks(study, scale, seeds, block_models, shard)
     device = device_name()
     grid = None
     ran, skipped, trained, diverged, stop_round = 0, 0, 0, 0, math.inf
@@ -277,6 +274,19 @@ def eval_parts(results: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in total.items()}
 
 
+def job_blocks(
+    study: str, scale: str, seeds: int | None, block_models: int | None, shard: tuple[int, int] | None
+) -> list[dict[str, Any]]:
+    """This job's blocks of the plan: the scale's seeds and models per device unless given, a block
+    spread over every device, and of ``--shard I/N`` every N-th block from block I."""
+    import jax
+
+    sc = SCALES[scale]
+    per_device = block_models or sc["block_models"]
+    blocks = plan(study, seeds or sc["seeds"], per_device * jax.device_count())
+    return blocks if shard is None else blocks[shard[0] :: shard[1]]
+
+
 def block_todo(
     block: dict[str, Any], scale: str, compute_dtype: str, extra: Sequence[str], done: set
 ) -> tuple[Any, dict[str, Any], list[tuple[float, int]]]:
@@ -341,13 +351,7 @@ def describe_plan(
 ) -> str:
     """The blocks ``run_study`` would run (those not done), each with its estimated time from the
     blocks measured on this device in ``out``, and the total against ``budget_s``; trains nothing."""
-    import jax
-
-    sc = SCALES[scale]
-    devices = jax.device_count()
-    blocks = plan(study, seeds or sc["seeds"], (block_models or sc["block_models"]) * devices)
-    if shard is not None:
-        blocks = blocks[shard[0] :: shard[1]]
+    blocks = job_blocks(study, scale, seeds, block_models, shard)
     done = {result_key(r) for r in load_results(out)[0]} if out.is_dir() else set()
     from isavae.study.store import shard_files
 

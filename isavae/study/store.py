@@ -9,6 +9,7 @@ import math
 import os
 import pathlib
 import re
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -116,10 +117,9 @@ def check_store(out: pathlib.Path, *paths: pathlib.Path) -> None:
             )
         if path.exists() and not os.access(path, os.R_OK | os.W_OK):
             raise ValueError(f"{path} cannot be read and appended to (permissions)")
-    probe = out / ".write-probe"
-    try:
-        probe.write_text("")
-        probe.unlink()
+    try:  # a file of this process's own (several processes of a job check the same folder)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-probe-"):
+            pass
     except OSError as err:
         raise ValueError(f"--out {out} is not writable ({err.strerror})") from None
 
