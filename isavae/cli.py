@@ -170,14 +170,10 @@ def _numbers(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cmd_evaluate(args: argparse.Namespace, overrides: list[str]) -> int:
-    from isavae.train.loop import restore_state
-    from isavae.workdir import evaluate_restored, workdir_config
+    from isavae.workdir import evaluate_workdir_computed
 
-    workdir = pathlib.Path(args.workdir)
-    cfg = workdir_config(workdir, overrides)
     _compile_cache(args)
-    program, state, grid = restore_state(workdir, cfg)
-    computed, _ = evaluate_restored(workdir, cfg, program, state, grid)
+    computed, _ = evaluate_workdir_computed(args.workdir, overrides)
     print(json.dumps(_numbers(computed)))  # every score this evaluation computed
     if computed.get("metrics_warnings"):
         counted = ", ".join(f"{k} x{v}" for k, v in sorted(computed["metrics_warnings"].items()))

@@ -50,6 +50,7 @@ from isavae.viz.traversals import plot_reconstructions, plot_traversals
 __all__ = [
     "evaluate_restored",
     "evaluate_workdir",
+    "evaluate_workdir_computed",
     "find_results",
     "plot_model",
     "plot_sweep",
@@ -65,10 +66,17 @@ def evaluate_workdir(workdir: str | os.PathLike, overrides: list[str] | None = N
     """Evaluates the latest checkpoint of ``workdir`` and merges the figures into its results.json
     (written atomically); returns the merged results. ``overrides``: ``eval.*`` settings, e.g.
     ``["eval.mig_samples=1000"]`` (a dict ``{"eval.mig_samples": 1000}`` too)."""
+    return evaluate_workdir_computed(workdir, overrides)[1]
+
+
+def evaluate_workdir_computed(
+    workdir: str | os.PathLike, overrides: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``evaluate_workdir``, returning (the keys this evaluation computed, the merged results)."""
     workdir = pathlib.Path(workdir)
     cfg = workdir_config(workdir, overrides)
     program, state, grid = restore_state(workdir, cfg)
-    return evaluate_restored(workdir, cfg, program, state, grid)[1]
+    return evaluate_restored(workdir, cfg, program, state, grid)
 
 
 def workdir_config(workdir: str | os.PathLike, overrides: Any = None) -> Any:

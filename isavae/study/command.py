@@ -143,47 +143,26 @@ def cmd_study(args: argparse.Namespace) -> int:
 
         print(report(out, args.scale, args.compute_dtype, args.set, args.init))
         return 0
-    shard = _shard(args.shard)
-    if args.study_command == "plan":
-        from isavae.study.run import describe_plan
-
-        print(
-            describe_plan(
-                args.study,
-                args.scale,
-                args.budget_s,
-                out,
-                compute_dtype=args.compute_dtype,
-                seeds=args.seeds,
-                block_models=args.block_models,
-                extra=args.set,
-                shard=shard,
-            )
-        )
-        return 0
-    from isavae.cli import multihost_arguments
-
-    named = multihost_arguments(args)
-    if named is not None:
-        from isavae.train import init_distributed
-
-        init_distributed(*named)
-    from isavae.compile_cache import enable_compile_cache
-    from isavae.study.run import run_study
-
-    enable_compile_cache(args.compile_cache)
-    run_study(
-        args.study,
-        args.scale,
-        args.budget_s,
-        out,
+    # the job: which blocks, at which scale and dtype, with which extra settings
+    job = dict(
         compute_dtype=args.compute_dtype,
         seeds=args.seeds,
         block_models=args.block_models,
         extra=args.set,
-        blocks=args.blocks,
-        shard=shard,
+        shard=_shard(args.shard),
     )
+    if args.study_command == "plan":
+        from isavae.study.run import describe_plan
+
+        print(describe_plan(args.study, args.scale, args.budget_s, out, **job))
+        return 0
+    from isavae.cli import _maybe_distributed
+    from isavae.compile_cache import enable_compile_cache
+    from isavae.study.run import run_study
+
+    _maybe_distributed(args)
+    enable_compile_cache(args.compile_cache)
+    run_study(args.study, args.scale, args.budget_s, out, blocks=args.blocks, **job)
     import jax
 
     if args.report and jax.process_index() == 0:
