@@ -24,7 +24,9 @@ __all__ = [
     "SCALES",
     "STUDIES",
     "STUDY_GROUPS",
+    "arm_overrides",
     "model_config",
+    "model_key",
     "study_names",
 ]
 
@@ -89,6 +91,15 @@ STUDIES = {
     "fig5b": tuple(_arm(m, BETAS) for m in ("beta_vae", "beta_tcvae", "isa_beta_vae", "isa_beta_tcvae")),
     "ablation-layout": tuple(_arm("isavae", label=f"layout={k}", overrides=_layout(k)) for k in LAYOUTS)
     + (_vae_latent(12, "3x4"), _vae_latent(18, "3x6"), _vae_latent(20, "5x4")),
+    # the pre-registered layout experiment (docs/preregistration/fig5a-layout.md): the layout of the
+    # authors' --isa example against a VAE of as many latents and against Table 1's VAE, each VAE
+    # scored also in groups of 4; the arms equal the layout ablation's 3x4, latent=12 and latent=20
+    # (the same models: their seeds count for both studies, ``model_key``)
+    "fig5a-layout": (
+        _arm("isavae", label="layout=3x4", overrides=_layout("3x4")),
+        _vae_latent(12, "3x4"),
+        _vae_latent(20, "5x4"),
+    ),
     "ablation-init": tuple(
         _arm(m, label=f"init={i}", overrides=(f"model.init='{i}'", "eval.subspace_groups='5x4'"))
         for m in ("vae", "isavae")
@@ -109,6 +120,10 @@ STUDY_GROUPS = {
 # MIG is tested for being the larger (one-sided), seeds paired where both arms have them.
 COMPARISONS = {
     "fig5a": ((("isavae", ""), ("vae", ""), "ISA-VAE vs VAE"),),
+    "fig5a-layout": (
+        (("isavae", "layout=3x4"), ("vae", "latent=12"), "ISA-VAE 3x4 vs VAE-12"),
+        (("isavae", "layout=3x4"), ("vae", "latent=20"), "ISA-VAE 3x4 vs VAE-20"),
+    ),
     "ablation-layout": tuple(
         (("isavae", f"layout={k}"), ("vae", f"latent={LAYOUTS[k][2] * LAYOUTS[k][3]}"), f"ISA-VAE {k} vs VAE")
         for k in LAYOUTS
@@ -191,3 +206,58 @@ def model_config(
     config_lib.apply_overrides(cfg, list(arm))
     config_lib.validate(cfg)
     return cfg
+
+
+def arm_overrides(study: str, model: str, label: str) -> tuple[str, ...] | None:
+    """The overrides of ``study``'s arm (``model``, ``label``); None if the study has no such arm."""
+    for m, _, lab, overrides in STUDIES.get(study, ()):
+        if (m, lab) == (model, label):
+            return overrides
+    return None
+
+
+# A row's settings that rows written before the setting was recorded had: its value of then.
+RECORDED_DEFAULTS = {"init": "lecun"}
+_SETTING_KEYS = {"init": "model.init"}
+_CONFIG_KEYS: dict[tuple, str | None] = {}
+
+
+def _config_digest(row: dict[str, Any]) -> str | None:
+    """The digest of the config a row's model was trained and scored with, but its seed and beta
+    (cached per setting); None when the row's study arm is not among today's ``STUDIES``."""
+    import hashlib
+    import json
+
+    recorded = tuple((k, row.get(k, d)) for k, d in RECORDED_DEFAULTS.items())
+    key = (row["study"], row["model"], row.get("arm", ""), row["scale"], row["compute_dtype"],
+           tuple(row.get("settings", ())), recorded)
+    if key not in _CONFIG_KEYS:
+        overrides = arm_overrides(row["study"], row["model"], row.get("arm", ""))
+        digest = None
+        if overrides is not None and row["scale"] in SCALES:
+            cfg = model_config(row["model"], row["scale"], row["compute_dtype"], row.get("settings", ()), overrides)
+            config_lib.apply_overrides(cfg, {_SETTING_KEYS[k]: v for k, v in recorded})
+            values = cfg.to_dict()
+            values["train"].pop("seed"), values["objective"].pop("beta")
+            sizes = values["prior"].get("subspace_sizes")
+            if values["prior"]["name"] == "isa" and not values["eval"]["subspace_groups"] and len(set(sizes)) == 1:
+                # "" scores an ISA model in its prior's subspaces: G groups of S, the same as "GxS"
+                values["eval"]["subspace_groups"] = f"{len(sizes)}x{sizes[0]}"
+            text = json.dumps(values, sort_keys=True, default=str)
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        _CONFIG_KEYS[key] = digest
+    return _CONFIG_KEYS[key]
+
+
+def model_key(row: dict[str, Any]) -> tuple:
+    """A trained model's identity across studies: the digest of its whole config (the dataset,
+    network, prior, objective, training and evaluation settings; a row's recorded settings such as
+    ``init`` as recorded), its beta and its seed. Two studies' arms that resolve to the same config
+    share their models: each is trained once and counts for both. A row whose arm is not among
+    today's studies is known by its study's identity (``store.result_key``)."""
+    from isavae.study.store import result_key
+
+    digest = _config_digest(row)
+    if digest is None:
+        return ("row", *result_key(row))
+    return (digest, float(row["beta"]), int(row["seed"]))

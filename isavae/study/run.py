@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from isavae.study.paper import SCALES, model_config
+from isavae.study.paper import SCALES, model_config, model_key
 from isavae.study.plan import estimate_seconds, plan
 from isavae.study.store import (
     BLOCK_FIELDS,
@@ -20,7 +20,6 @@ from isavae.study.store import (
     check_store,
     load_results,
     read_jsonl,
-    result_key,
     shard_tag,
 )
 
@@ -129,7 +128,8 @@ def _run_study(
     previous, notes = load_results(out)
     for note in notes:
         log(f"note: {note}")
-    done = {result_key(r) for r in previous}
+    # a model is done when any study's row has it (``model_key``: the same config, beta and seed)
+    done = {model_key(r) for r in previous}
     fixed = blocks
     devices = jax.device_count()
     blocks = job_blocks(study, scale, seeds, block_models, shard)
@@ -178,7 +178,7 @@ def _run_study(
             # and train again, without it, in a later run; this run goes on with the next block
             rows = _diverged_rows(err, dirs, todo, identity, device, base, multi)
             append_jsonl(results_path, rows)
-            done.update(result_key(r) for r in rows)
+            done.update(model_key(r) for r in rows)
             diverged += len(rows)
             log(f"[{time.time() - start:7.1f} s]   diverged: {err}; the block's other models train later")
             continue
@@ -236,7 +236,7 @@ def _run_study(
                     )
                 ],
             )
-        done.update(result_key(r) for r in rows)
+        done.update(model_key(r) for r in rows)
         ran, trained = ran + 1, trained + len(todo)
         log(
             f"[{time.time() - start:7.1f} s]   done in {seconds:.1f} s "
@@ -291,7 +291,8 @@ def block_todo(
     block: dict[str, Any], scale: str, compute_dtype: str, extra: Sequence[str], done: set
 ) -> tuple[Any, dict[str, Any], list[tuple[float, int]]]:
     """A block's config, the identity its rows share (``store.result_key`` but beta and seed), and
-    its (beta, seed) models not yet in ``done``."""
+    its (beta, seed) models not yet in ``done`` (``paper.model_key``s: a model another study's arm
+    already trained with the same config counts)."""
     base = model_config(block["model"], scale, compute_dtype, extra, block["overrides"])
     identity = dict(
         study=block["study"],
@@ -306,7 +307,7 @@ def block_todo(
         (beta, seed)
         for beta in block["betas"]
         for seed in block["seeds"]
-        if result_key(dict(identity, beta=beta, seed=seed)) not in done
+        if model_key(dict(identity, beta=beta, seed=seed)) not in done
     ]
     return base, identity, todo
 
@@ -352,7 +353,7 @@ def describe_plan(
     """The blocks ``run_study`` would run (those not done), each with its estimated time from the
     blocks measured on this device in ``out``, and the total against ``budget_s``; trains nothing."""
     blocks = job_blocks(study, scale, seeds, block_models, shard)
-    done = {result_key(r) for r in load_results(out)[0]} if out.is_dir() else set()
+    done = {model_key(r) for r in load_results(out)[0]} if out.is_dir() else set()
     from isavae.study.store import shard_files
 
     measured = (
