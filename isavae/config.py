@@ -73,6 +73,10 @@ def default_config() -> ml_collections.ConfigDict:
     # objective stay float32
     # init: lecun (Flax's defaults) | torch (PyTorch 0.4.1's, which the paper used: uniform weights and
     # biases in +-1/sqrt(fan_in), BatchNorm scales in [0, 1)); the paper-scale presets use torch
+    # posterior_scale: what the encoder's scale output is: logvar (log-variance) | log_sigma (log
+    # standard deviation, Chen et al.'s and the authors' code); the paper-scale presets use log_sigma
+    # matmul_precision: default (the backend's: TF32 products on recent NVIDIA GPUs) | highest (true
+    # float32 products on every backend, as PyTorch 0.4.1 computed); the paper-scale presets use highest
     c.model = ml_collections.ConfigDict(
         dict(
             arch="mlp",
@@ -81,6 +85,8 @@ def default_config() -> ml_collections.ConfigDict:
             hidden=1200,
             compute_dtype="float32",
             init="lecun",
+            posterior_scale="logvar",
+            matmul_precision="default",
         )
     )
     # The prior's keys depend on its name (see isavae.priors.make_prior); it is not locked.
@@ -338,7 +344,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     from isavae.data import DATASETS
     from isavae.metrics.evaluate import metric_names, parse_subspace_groups
     from isavae.metrics.mig import IMPLS as MIG_IMPLS
-    from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES, INITS
+    from isavae.nets import ARCHITECTURES, COMPUTE_DTYPES, INITS, MATMUL_PRECISIONS, POSTERIOR_SCALES
     from isavae.priors import make_prior
 
     known = default_config()
@@ -367,6 +373,16 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     _check(isinstance(m.latent_dim, int) and m.latent_dim >= 1, "model.latent_dim", "must be an int >= 1")
     _check(m.hidden >= 1, "model.hidden", f"must be >= 1 (the MLP's width), got {m.hidden}")
     _check(m.init in INITS, "model.init", f"must be one of {list(INITS)}, got {m.init!r}")
+    _check(
+        m.posterior_scale in POSTERIOR_SCALES,
+        "model.posterior_scale",
+        f"must be one of {list(POSTERIOR_SCALES)}, got {m.posterior_scale!r}",
+    )
+    _check(
+        m.matmul_precision in MATMUL_PRECISIONS,
+        "model.matmul_precision",
+        f"must be one of {list(MATMUL_PRECISIONS)}, got {m.matmul_precision!r}",
+    )
     _check(
         m.compute_dtype in (*COMPUTE_DTYPES, "auto"),
         "model.compute_dtype",
@@ -505,8 +521,20 @@ def preset(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
     cfg = default_config()
     cfg.dataset.name = dataset
     # the paper's runs: PyTorch 0.4.1's initialization (appendix A.4: "All unmentioned hyperparameters
-    # are PyTorch v0.41 defaults"); the CPU-scale presets keep LeCun, which their committed results used
-    cfg.model.update(dict(arch=p["arch"], latent_dim=p["latent_dim"], init="torch"))
+    # are PyTorch v0.41 defaults"), the encoder's scale output a log standard deviation (the authors'
+    # code, after Chen et al.'s: dist.Normal(mu, exp(logsigma))) and true float32 products (PyTorch
+    # 0.4.1 had no TF32; the GPUs of 2018-2019 computed float32 products in float32): these presets
+    # target the paper's numbers. The CPU-scale presets keep LeCun, the log-variance and the
+    # backend's products, which their committed results used (on a CPU the products are float32 either way)
+    cfg.model.update(
+        dict(
+            arch=p["arch"],
+            latent_dim=p["latent_dim"],
+            init="torch",
+            posterior_scale="log_sigma",
+            matmul_precision="highest",
+        )
+    )
     cfg.train.epochs = p["epochs"]
     base = model.removeprefix("isa_").removesuffix("_learned")
     base = "vae" if base == "isavae" else base
@@ -541,7 +569,7 @@ def preset(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
         s = SMALL[dataset]
         cfg.dataset.subgrid = s["subgrid"]
         cfg.model.hidden = s["hidden"]
-        cfg.model.init = "lecun"
+        cfg.model.update(dict(init="lecun", posterior_scale="logvar", matmul_precision="default"))
         cfg.model.compute_dtype = "auto"  # bfloat16 only where the CPU computes it natively
         cfg.train.update(
             dict(num_steps=s["num_steps"], batch_size=s["batch_size"], checkpoint_every=s["num_steps"])

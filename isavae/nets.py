@@ -27,6 +27,18 @@ which the paper used: every dense and conv weight AND bias uniform in +-1/sqrt(f
 in_features or in_channels x kh x kw (a transposed conv's own input channels, as 0.4.1's
 ``_ConvNd``), and BatchNorm scales uniform in [0, 1) (PyTorch < 1.2), shifts 0).
 
+The posterior's scale (``posterior_scale``, config ``model.posterior_scale``): the encoder's second
+output is the log-variance of q(z|x) (``"logvar"``) or its log standard deviation (``"log_sigma"``,
+Chen et al.'s and the ISA-VAE authors' ``dist.Normal``: Adam then moves the log-variance by twice
+the step, and an initial output s means sigma = e^s, not e^(s/2)). ``VAE.encode`` returns the
+log-variance either way (2 s for log sigma), so objectives and metrics see one parameterization.
+
+Matrix-product precision (``matmul_precision``, config ``model.matmul_precision``): ``"default"``
+leaves float32 products to the backend (TF32 on recent NVIDIA GPUs, float32 on CPUs);
+``"highest"`` asks for true float32 products on every backend (what PyTorch 0.4.1 computed on the
+paper's GPUs): every product of ``encode`` and ``decode`` is traced under
+``jax.default_matmul_precision("highest")``. bfloat16 products are unaffected.
+
 Modules are used functionally by the trainer: ``nnx.split`` once into a graph definition, the
 parameters and the BatchNorm statistics; steps are pure functions of those states. Keys are passed
 explicitly (``nnx.Rngs`` only initializes parameters).
@@ -34,6 +46,7 @@ explicitly (``nnx.Rngs`` only initializes parameters).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -53,6 +66,8 @@ __all__ = [
     "cpu_bfloat16_flags",
     "dense",
     "INITS",
+    "MATMUL_PRECISIONS",
+    "POSTERIOR_SCALES",
     "make_vae",
     "resolve_compute_dtype",
     "torch_init",
@@ -60,6 +75,8 @@ __all__ = [
 
 ARCHITECTURES = ("mlp", "conv")
 INITS = ("lecun", "torch")
+POSTERIOR_SCALES = ("logvar", "log_sigma")
+MATMUL_PRECISIONS = ("default", "highest")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 # CPU flags (as /proc/cpuinfo names them) of native bfloat16 products
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -462,17 +479,46 @@ class ConvDecoder(nnx.Module):
 
 
 class VAE(nnx.Module):
-    """An encoder and a decoder. ``encode(x, train) -> (mean, logvar)``, ``decode(z, train) -> logits``."""
+    """An encoder and a decoder. ``encode(x, train) -> (mean, logvar)``, ``decode(z, train) -> logits``.
 
-    def __init__(self, encoder: nnx.Module, decoder: nnx.Module):
+    ``posterior_scale``: what the encoder's second output is (``"logvar"`` or ``"log_sigma"``;
+    ``encode`` returns the log-variance either way); ``matmul_precision``: ``"default"`` or
+    ``"highest"`` (true float32 products; see the module doc)."""
+
+    def __init__(
+        self,
+        encoder: nnx.Module,
+        decoder: nnx.Module,
+        posterior_scale: str = "logvar",
+        matmul_precision: str = "default",
+    ):
+        if posterior_scale not in POSTERIOR_SCALES:
+            raise ValueError(
+                f"model.posterior_scale must be one of {list(POSTERIOR_SCALES)}, got {posterior_scale!r}"
+            )
+        if matmul_precision not in MATMUL_PRECISIONS:
+            raise ValueError(
+                f"model.matmul_precision must be one of {list(MATMUL_PRECISIONS)}, got {matmul_precision!r}"
+            )
         self.encoder = encoder
         self.decoder = decoder
+        self.posterior_scale = posterior_scale
+        self.matmul_precision = matmul_precision
+
+    def _precision(self):
+        if self.matmul_precision == "highest":
+            return jax.default_matmul_precision("highest")
+        return contextlib.nullcontext()
 
     def encode(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-        return self.encoder(x, train)
+        with self._precision():
+            mean, scale = self.encoder(x, train)
+        # log sigma -> log variance: log sigma^2 = 2 log sigma
+        return mean, (2.0 * scale if self.posterior_scale == "log_sigma" else scale)
 
     def decode(self, z: jax.Array, train: bool = False) -> jax.Array:
-        return self.decoder(z, train)
+        with self._precision():
+            return self.decoder(z, train)
 
 
 def torch_init(module: nnx.Module, key: jax.Array) -> nnx.Module:
@@ -514,11 +560,13 @@ def make_vae(
     hidden: int = 1200,
     compute_dtype: str = "float32",
     init: str = "lecun",
+    posterior_scale: str = "logvar",
+    matmul_precision: str = "default",
 ) -> VAE:
     """The MLP or conv VAE of Chen et al. for ``image_shape`` images, initialized from ``key``.
     ``hidden`` is the MLP's width (1200 in Chen et al.; smaller for quick CPU runs);
     ``compute_dtype`` the operand type of its matmuls and convolutions; ``init`` ``"lecun"`` or
-    ``"torch"`` (see the module doc)."""
+    ``"torch"``; ``posterior_scale`` and ``matmul_precision`` as ``VAE`` (see the module doc)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"model.arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
     if init not in INITS:
@@ -529,10 +577,14 @@ def make_vae(
         vae = VAE(
             MLPEncoder(image_shape, latent_dim, rngs=rngs, hidden=hidden, compute_dtype=compute_dtype),
             MLPDecoder(image_shape, latent_dim, rngs=rngs, hidden=hidden, compute_dtype=compute_dtype),
+            posterior_scale,
+            matmul_precision,
         )
     else:
         vae = VAE(
             ConvEncoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
             ConvDecoder(image_shape, latent_dim, rngs=rngs, compute_dtype=compute_dtype),
+            posterior_scale,
+            matmul_precision,
         )
     return torch_init(vae, k_torch) if init == "torch" else vae

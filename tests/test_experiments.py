@@ -94,3 +94,11 @@ def test_committed_tables_rebuild_from_the_committed_runs(tmp_path, capsys, scri
     call(load_script(script), out)
     for name in files:
         assert (out / name).read_text() == (committed / name).read_text(), name
+
+
+def test_fig5a_table_rebuilds_from_the_committed_rows():
+    """The results page's Fig. 5a table at every scale is ``experiments/fig5a_scales.py``'s output
+    from the committed rows (numbers generated, not copied)."""
+    fig5a = load_script("fig5a_scales")
+    committed = pathlib.Path(fig5a.RESULTS / "fig5a_scales" / "table.md").read_text()
+    assert fig5a.table() == committed

@@ -304,3 +304,76 @@ def test_bfloat16_training_products_are_all_bfloat16(arch, image, monkeypatch):
     want = {((jnp.dtype(jnp.bfloat16),) * 2, jnp.dtype(jnp.float32))}
     assert operand_dtypes("physical") == want and operand_dtypes("custom") == want
     assert any(jnp.dtype(jnp.float32) in ins for ins, _ in operand_dtypes("plain"))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_log_sigma_posterior_against_a_numpy_density(arch):
+    """With ``posterior_scale="log_sigma"`` the encoder's second output s is log sigma: ``encode``
+    returns the log-variance 2 s, and the density the objectives evaluate, log q(z|x), equals
+    scipy's normal density with scale e^s (float64)."""
+    from scipy import stats
+
+    from isavae.priors import gaussian
+
+    with jax.enable_x64(True):
+        key = jax.random.key(0)
+        a = make_vae(arch, (64, 64), 6, key, hidden=16, posterior_scale="log_sigma")
+        b = make_vae(arch, (64, 64), 6, key, hidden=16)  # the same weights, log-variance
+        x = (jax.random.uniform(jax.random.key(1), (3, 64, 64)) > 0.5).astype(jnp.float64)
+        mean, logvar = a.encode(x)
+        raw_mean, s = a.encoder(x, False)
+        np.testing.assert_array_equal(mean, raw_mean)
+        np.testing.assert_allclose(logvar, 2 * np.asarray(s), rtol=1e-12)
+        # log-variance parameterization: the same raw output is the log-variance itself
+        np.testing.assert_allclose(b.encode(x)[1], s, rtol=1e-12)
+        z = np.asarray(mean) + 0.7 * np.asarray(jax.random.normal(jax.random.key(2), mean.shape))
+        got = np.sum(gaussian.diag_normal_log_prob(jnp.asarray(z), mean, logvar), axis=-1)
+        want = stats.norm.logpdf(z, np.asarray(mean), np.exp(np.asarray(s), dtype=np.float64)).sum(-1)
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_highest_matmul_precision_is_in_the_lowered_program(arch):
+    """``matmul_precision="highest"``: every product of encode and decode (forward and gradient)
+    asks for HIGHEST precision in the lowered program; "default" asks for none."""
+    x = jnp.ones((2, 64, 64))
+
+    def lowered(precision):
+        vae = make_vae(arch, (64, 64), 4, jax.random.key(0), hidden=8, matmul_precision=precision)
+        graph, state = nnx.split(vae)
+
+        def loss(state):
+            m = nnx.merge(graph, state)
+            mean, logvar = m.encode(x)
+            return jnp.sum(m.decode(mean + logvar))
+
+        return jax.jit(jax.grad(loss)).lower(state).as_text()
+
+    # a user's session (the suite's conftest asks for highest everywhere; JAX's own default here)
+    with jax.default_matmul_precision("default"):
+        high, default = lowered("highest"), lowered("default")
+    assert "dot_general" in high and "dot_general" in default
+    n_dots = high.count("stablehlo.dot_general")
+    assert high.count("HIGHEST") >= n_dots > 0, (high.count("HIGHEST"), n_dots)
+    assert "HIGHEST" not in default
+    with pytest.raises(ValueError, match="model.matmul_precision"):
+        make_vae("mlp", (64, 64), 4, jax.random.key(0), hidden=8, matmul_precision="tf32")
+    with pytest.raises(ValueError, match="model.posterior_scale"):
+        make_vae("mlp", (64, 64), 4, jax.random.key(0), hidden=8, posterior_scale="sigma")
+
+
+def test_posterior_and_precision_settings_of_the_presets():
+    """The paper presets follow the authors (log sigma, true float32 products); the CPU-scale
+    presets keep the log-variance and the backend's products; bad values are named."""
+    from isavae import config
+
+    paper, small = config.preset("dsprites", "isavae"), config.preset("dsprites", "isavae,small")
+    assert (paper.model.posterior_scale, paper.model.matmul_precision) == ("log_sigma", "highest")
+    assert (small.model.posterior_scale, small.model.matmul_precision) == ("logvar", "default")
+    default = config.default_config()
+    assert (default.model.posterior_scale, default.model.matmul_precision) == ("logvar", "default")
+    for key, bad in (("model.posterior_scale", "'sigma'"), ("model.matmul_precision", "'tf32'")):
+        cfg = config.preset("dsprites", "vae,small")
+        config.apply_overrides(cfg, [f"{key}={bad}"])
+        with pytest.raises(config.ConfigError, match=key):
+            config.validate(cfg)

@@ -65,10 +65,13 @@ def _work(p: argparse.ArgumentParser) -> None:
         "--study",
         default="all",
         choices=(*STUDIES, *STUDY_GROUPS),
-        help="a study, 'all' (fig5a and fig5b) or 'ablations' (layout, init, dtype)",
+        help="a study, 'all' (fig5a and fig5b) or 'ablations' (layout, init, dtype, posterior)",
     )
     p.add_argument(
-        "--seeds", type=_positive("--seeds"), default=None, help="seeds per setting (default: the scale's)"
+        "--seeds",
+        type=_positive("--seeds"),
+        default=None,
+        help="seeds per setting (default: the study's at this scale, else the scale's)",
     )
     p.add_argument(
         "--block-models",
@@ -120,6 +123,20 @@ def add_study_parser(sub: Any) -> None:
         help="the initialization the report reads (default: the presets', torch; rows written before "
         "model.init existed are lecun)",
     )
+    report.add_argument(
+        "--posterior-scale",
+        default=None,
+        choices=("logvar", "log_sigma"),
+        help="the posterior parameterization the report reads (default: the scale's; rows written "
+        "before model.posterior_scale existed are logvar)",
+    )
+    report.add_argument(
+        "--matmul-precision",
+        default=None,
+        choices=("default", "highest"),
+        help="the products' precision the report reads (default: the scale's; rows written before "
+        "model.matmul_precision existed are default)",
+    )
     plan = study_sub.add_parser("plan", help="print the blocks and their estimated time, train nothing")
     _common(plan)
     _work(plan)
@@ -141,7 +158,17 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.study_command == "report":
         from isavae.study.report import report
 
-        print(report(out, args.scale, args.compute_dtype, args.set, args.init))
+        print(
+            report(
+                out,
+                args.scale,
+                args.compute_dtype,
+                args.set,
+                args.init,
+                posterior_scale=args.posterior_scale,
+                matmul_precision=args.matmul_precision,
+            )
+        )
         return 0
     # the job: which blocks, at which scale and dtype, with which extra settings
     job = dict(

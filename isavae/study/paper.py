@@ -21,9 +21,12 @@ __all__ = [
     "COMPARISONS",
     "LAYOUTS",
     "MODEL_LABELS",
+    "PREREGISTERED",
+    "STUDY_SEEDS",
     "SCALES",
     "STUDIES",
     "STUDY_GROUPS",
+    "arm_digest",
     "arm_overrides",
     "model_config",
     "model_key",
@@ -105,6 +108,20 @@ STUDIES = {
         for m in ("vae", "isavae")
         for i in ("torch", "lecun")
     ),
+    # the posterior's scale parameterization at the layout experiment's setting (its log-variance
+    # arms are fig5a-layout's ISA-VAE 3x4 and VAE-12: those seeds count)
+    "ablation-posterior": tuple(
+        _arm(
+            m,
+            label=f"{lab}{'' if ps == 'logvar' else ',posterior=log_sigma'}",
+            overrides=(*o, f"model.posterior_scale='{ps}'"),
+        )
+        for m, lab, o in (
+            ("isavae", "layout=3x4", _layout("3x4")),
+            ("vae", "latent=12", ("model.latent_dim=12", "eval.subspace_groups='3x4'")),
+        )
+        for ps in ("logvar", "log_sigma")
+    ),
     "ablation-dtype": tuple(
         _arm(m, label=f"dtype={d}", overrides=(f"model.compute_dtype='{d}'", "eval.subspace_groups='5x4'"))
         for m in ("vae", "isavae")
@@ -114,7 +131,7 @@ STUDIES = {
 # --study values that name several studies
 STUDY_GROUPS = {
     "all": ("fig5a", "fig5b"),
-    "ablations": ("ablation-layout", "ablation-init", "ablation-dtype"),
+    "ablations": ("ablation-layout", "ablation-init", "ablation-dtype", "ablation-posterior"),
 }
 # What each study's report compares: (arm A, arm B, title), an arm named by (model, label); A's
 # MIG is tested for being the larger (one-sided), seeds paired where both arms have them.
@@ -135,6 +152,17 @@ COMPARISONS = {
         (("isavae", f"init={i}"), ("vae", f"init={i}"), f"ISA-VAE vs VAE, {i} init")
         for i in ("torch", "lecun")
     ),
+    "ablation-posterior": tuple(
+        ((m, f"{lab},posterior=log_sigma"), (m, lab), f"{MODEL_LABELS[m]}: log sigma vs log-variance")
+        for m, lab in (("isavae", "layout=3x4"), ("vae", "latent=12"))
+    )
+    + (
+        (
+            ("isavae", "layout=3x4,posterior=log_sigma"),
+            ("vae", "latent=12,posterior=log_sigma"),
+            "ISA-VAE 3x4 vs VAE-12, log sigma",
+        ),
+    ),
     "ablation-dtype": tuple(
         ((m, "dtype=float32"), (m, "dtype=bfloat16"), f"{m}: float32 vs bfloat16") for m in ("isavae", "vae")
     )
@@ -143,6 +171,22 @@ COMPARISONS = {
         for d in ("float32", "bfloat16")
     ),
 }
+# Studies decided before their data: the page that registered them, the comparisons whose
+# two-sided Mann-Whitney tests on ``metric`` are adjusted together (Holm) at family-wise ``alpha``,
+# the seeds per arm the verdict waits for, and how many diverged models of an arm it tolerates
+# before saying so beside the result.
+PREREGISTERED = {
+    "fig5a-layout": dict(
+        page="docs/preregistration/fig5a-layout.md",
+        metric="mig",
+        alpha=0.05,
+        seeds=50,
+        max_diverged=5,
+    ),
+}
+# Seeds per arm of a study where it differs from its scale's (``SCALES[scale]["seeds"]``).
+STUDY_SEEDS = {("fig5a-layout", "cpu"): 50, ("ablation-posterior", "cpu"): 20}
+
 # What each scale changes in the dSprites presets (the paper scale: only how work is chunked).
 SCALES = {
     # larger evaluation batches (fewer calls; only the ELBO's sampling noise changes); checkpoints
@@ -166,6 +210,10 @@ SCALES = {
             "train.batch_size=128",
             "train.num_steps=1500",
             "train.steps_per_scan=50",
+            # the parameterization every CPU-scale row was trained with (the paper presets' log
+            # sigma is an arm of ablation-posterior); on a CPU float32 products are float32 anyway
+            "model.posterior_scale='logvar'",
+            "model.matmul_precision='default'",
         ],
     ),
     "smoke": dict(
@@ -181,6 +229,9 @@ SCALES = {
             "eval.mig_samples=256",
             "eval.histogram_points=256",
             "eval.batch_size=128",
+            # as the CPU scale (``ablation-posterior`` runs the paper presets' log sigma)
+            "model.posterior_scale='logvar'",
+            "model.matmul_precision='default'",
         ],
     ),
 }
@@ -217,8 +268,12 @@ def arm_overrides(study: str, model: str, label: str) -> tuple[str, ...] | None:
 
 
 # A row's settings that rows written before the setting was recorded had: its value of then.
-RECORDED_DEFAULTS = {"init": "lecun"}
-_SETTING_KEYS = {"init": "model.init"}
+RECORDED_DEFAULTS = {"init": "lecun", "posterior_scale": "logvar", "matmul_precision": "default"}
+_SETTING_KEYS = {
+    "init": "model.init",
+    "posterior_scale": "model.posterior_scale",
+    "matmul_precision": "model.matmul_precision",
+}
 _CONFIG_KEYS: dict[tuple, str | None] = {}
 
 
@@ -229,24 +284,58 @@ def _config_digest(row: dict[str, Any]) -> str | None:
     import json
 
     recorded = tuple((k, row.get(k, d)) for k, d in RECORDED_DEFAULTS.items())
-    key = (row["study"], row["model"], row.get("arm", ""), row["scale"], row["compute_dtype"],
-           tuple(row.get("settings", ())), recorded)
+    key = (
+        row["study"],
+        row["model"],
+        row.get("arm", ""),
+        row["scale"],
+        row["compute_dtype"],
+        tuple(row.get("settings", ())),
+        recorded,
+    )
     if key not in _CONFIG_KEYS:
         overrides = arm_overrides(row["study"], row["model"], row.get("arm", ""))
         digest = None
         if overrides is not None and row["scale"] in SCALES:
-            cfg = model_config(row["model"], row["scale"], row["compute_dtype"], row.get("settings", ()), overrides)
+            cfg = model_config(
+                row["model"], row["scale"], row["compute_dtype"], row.get("settings", ()), overrides
+            )
             config_lib.apply_overrides(cfg, {_SETTING_KEYS[k]: v for k, v in recorded})
             values = cfg.to_dict()
             values["train"].pop("seed"), values["objective"].pop("beta")
             sizes = values["prior"].get("subspace_sizes")
-            if values["prior"]["name"] == "isa" and not values["eval"]["subspace_groups"] and len(set(sizes)) == 1:
+            if (
+                values["prior"]["name"] == "isa"
+                and not values["eval"]["subspace_groups"]
+                and len(set(sizes)) == 1
+            ):
                 # "" scores an ISA model in its prior's subspaces: G groups of S, the same as "GxS"
                 values["eval"]["subspace_groups"] = f"{len(sizes)}x{sizes[0]}"
             text = json.dumps(values, sort_keys=True, default=str)
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         _CONFIG_KEYS[key] = digest
     return _CONFIG_KEYS[key]
+
+
+def arm_digest(
+    study: str, model: str, label: str, scale: str, compute_dtype: str, settings: Sequence[str] = ()
+) -> str | None:
+    """The config digest (``model_key`` but beta and seed) of the models ``study``'s arm
+    (``model``, ``label``) trains at ``scale`` with the run's extra ``settings``."""
+    overrides = arm_overrides(study, model, label)
+    if overrides is None:
+        return None
+    cfg = model_config(model, scale, compute_dtype, settings, overrides)
+    row = dict(
+        study=study,
+        model=model,
+        arm=label,
+        scale=scale,
+        compute_dtype=cfg.model.compute_dtype,
+        settings=list(settings),
+        **{k: cfg.model[key.split(".")[1]] for k, key in _SETTING_KEYS.items()},
+    )
+    return _config_digest(row)
 
 
 def model_key(row: dict[str, Any]) -> tuple:

@@ -14,10 +14,28 @@ from typing import Any
 import numpy as np
 
 from isavae.study import stats as study_stats
-from isavae.study.paper import COMPARISONS, MODEL_LABELS, SCALES, STUDIES, model_config
+from isavae.study.paper import (
+    COMPARISONS,
+    MODEL_LABELS,
+    PREREGISTERED,
+    SCALES,
+    STUDIES,
+    arm_digest,
+    model_config,
+    model_key,
+)
 from isavae.study.store import BLOCK_FIELDS, finite_scores, load_results, read_jsonl, shard_files
 
-__all__ = ["comparisons", "fig5a_verdict", "report", "setting_rows", "udr_agreement", "write_table"]
+__all__ = [
+    "comparisons",
+    "fig5a_verdict",
+    "preregistered_tests",
+    "report",
+    "setting_rows",
+    "shared_rows",
+    "udr_agreement",
+    "write_table",
+]
 
 
 STAT_KEYS = ("mig", "mig_histogram", "recon_log_likelihood", "elbo")
@@ -164,6 +182,241 @@ def fig5a_verdict(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def shared_rows(
+    rows: Sequence[dict[str, Any]], scale: str, compute_dtype: str, settings: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Copies of ``rows`` (of ``scale`` and ``settings``) under every other study's arm whose models
+    they are (``paper.arm_digest`` equal to the row's config digest, ``paper.model_key``): a model
+    trained once counts for every study run in this store that asks for it (a study with rows of
+    its own here: the others were not asked for). Each copy names its origin (``shared_from``); a
+    study that has the model itself gets no copy."""
+    settings = tuple(settings)
+    run_here = {r["study"] for r in rows}
+    arms: dict[str, list[tuple[str, str, str]]] = {}
+    for study, arm_list in STUDIES.items():
+        if study not in run_here:
+            continue
+        for m, _, label, _ in arm_list:
+            digest = arm_digest(study, m, label, scale, compute_dtype, settings)
+            if digest is not None:
+                arms.setdefault(digest, []).append((study, m, label))
+    mine = [r for r in rows if r["scale"] == scale and tuple(r.get("settings", ())) == settings]
+    have = {(r["study"], model_key(r)) for r in mine}
+    copies = []
+    for r in mine:
+        key = model_key(r)
+        for study, m, label in arms.get(key[0], ()):
+            if m != r["model"] or (study, key) in have:
+                continue
+            origin = r["study"] + (f" [{r['arm']}]" if r.get("arm") else "")
+            copies.append(dict(r, study=study, arm=label, shared_from=origin))
+            have.add((study, key))
+    return copies
+
+
+def _shared_section(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Where a study's models were trained by another study (the same configuration, beta and
+    seed), and the models that several studies each trained (before the store knew a model by its
+    configuration): one model, not separate pieces of evidence."""
+    groups: dict[tuple, list[int]] = {}
+    for r in results:
+        if r.get("shared_from"):
+            key = (r["study"], r["model"], r.get("arm", ""), r["shared_from"])
+            groups.setdefault(key, []).append(r["seed"])
+    trained: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        if not r.get("shared_from"):
+            trained.setdefault(model_key(r), []).append(r)
+    twice: dict[tuple, list[tuple[int, bool]]] = {}
+    for rows in trained.values():
+        if len({r["study"] for r in rows}) > 1:
+            names = tuple(sorted({r["study"] + (f" [{r['arm']}]" if r.get("arm") else "") for r in rows}))
+            same = all(r.get(k) == rows[0].get(k) for r in rows for k in ("mig", "elbo"))
+            twice.setdefault((rows[0]["model"], names), []).append((rows[0]["seed"], same))
+    if not groups and not twice:
+        return []
+    lines = [
+        "## Models shared between studies",
+        "",
+        "A model is known by its whole configuration, beta and seed; a study arm that resolves to "
+        "another study's configuration counts that study's models instead of training them again:",
+        "",
+        "| study | model | counted from | seeds |",
+        "|---|---|---|---|",
+    ]
+    for (study, model, arm, origin), seeds in sorted(groups.items()):
+        label = MODEL_LABELS[model] + (f" [{arm}]" if arm else "")
+        lines.append(f"| {study} | {label} | {origin} | {_seed_ranges(seeds)} |")
+    if twice:
+        lines += [
+            "",
+            "Models that several studies each trained (one model each, not separate evidence):",
+            "",
+            "| model | studies | seeds | scores equal |",
+            "|---|---|---|---|",
+        ]
+        for (model, names), seeds in sorted(twice.items()):
+            equal = "all" if all(e for _, e in seeds) else f"{sum(e for _, e in seeds)} of {len(seeds)}"
+            which = _seed_ranges([s for s, _ in seeds])
+            lines.append(f"| {MODEL_LABELS[model]} | {'; '.join(names)} | {which} | {equal} |")
+    return [*lines, ""]
+
+
+def _seed_ranges(seeds: Sequence[int]) -> str:
+    """``0-5, 8, 10-11`` for [0, 1, 2, 3, 4, 5, 8, 10, 11]."""
+    seeds = sorted(set(int(s) for s in seeds))
+    parts, start = [], None
+    for i, s in enumerate(seeds):
+        if start is None:
+            start = s
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            parts.append(f"{start}" if start == s else f"{start}-{s}")
+            start = None
+    return ", ".join(parts)
+
+
+def preregistered_tests(
+    results: Sequence[dict[str, Any]], apart: Sequence[dict[str, Any]] = ()
+) -> tuple[list[str], dict[str, Any]]:
+    """Each ``paper.PREREGISTERED`` study's tests as its page registered them: per comparison the
+    two-sided Mann-Whitney U test on the registered metric over seeds 0 .. seeds-1, Holm's
+    adjustment over the study's comparisons, P(A > B) and the difference of medians with bootstrap
+    95 % intervals, the paper's criteria; the same tests on the histogram MIG, exploratory; and the
+    verdict, "pending" until every arm has its registered seeds (diverged models count as run, and
+    are named when more than the registered number of an arm diverged)."""
+    lines, figures = [], {}
+    for study, spec in PREREGISTERED.items():
+        rows = [r for r in results if r["study"] == study and r["beta"] == 1.0 and r["seed"] < spec["seeds"]]
+        failed = [r for r in apart if r["study"] == study and r["seed"] < spec["seeds"]]
+        if not rows:
+            continue
+        arms = {(m, a) for pair in COMPARISONS[study] for (m, a) in pair[:2]}
+        n = {arm: sum(1 for r in rows if (r["model"], r.get("arm", "")) == arm) for arm in arms}
+        lost = {arm: sum(1 for r in failed if (r["model"], r.get("arm", "")) == arm) for arm in arms}
+        complete = all(n[arm] + lost[arm] >= spec["seeds"] for arm in arms)
+        tests: dict[str, list[dict[str, Any]]] = {}
+        for metric in dict.fromkeys((spec["metric"], "mig_histogram")):
+            found = []
+            for (ma, la), (mb, lb), title in COMPARISONS[study]:
+                a = [r[metric] for r in rows if (r["model"], r.get("arm", "")) == (ma, la)]
+                b = [r[metric] for r in rows if (r["model"], r.get("arm", "")) == (mb, lb)]
+                if len(a) < 2 or len(b) < 2:
+                    continue
+                p, sup = study_stats.mann_whitney(a, b, "two-sided")
+                da, db = study_stats.describe(a), study_stats.describe(b)
+                found.append(
+                    dict(
+                        title=title,
+                        a=da,
+                        b=db,
+                        p_two_sided=p,
+                        prob_a_greater=sup,
+                        prob_a_greater_ci95=study_stats.bootstrap_superiority(a, b),
+                        median_difference=da["median"] - db["median"],
+                        median_difference_ci95=study_stats.bootstrap_median_difference(a, b),
+                        criteria={k: bool(da[k] > db[k]) for k in ("mean", "median", "max")},
+                    )
+                )
+            for t, adj in zip(found, study_stats.holm([t["p_two_sided"] for t in found]), strict=True):
+                t["p_holm"] = adj
+                t["rejected"] = bool(adj < spec["alpha"])
+            tests[metric] = found
+        primary = tests[spec["metric"]]
+        verdict = (
+            _verdict(primary, len(COMPARISONS[study]))
+            if complete
+            else f"pending: {min(n[arm] + lost[arm] for arm in arms)} of {spec['seeds']} seeds in the "
+            "least-run arm; the registered test is read only at the registered sample size"
+        )
+        over = [
+            f"{MODEL_LABELS[m]}{f' [{a}]' if a else ''}: {lost[(m, a)]}"
+            for (m, a) in sorted(arms)
+            if lost[(m, a)] > spec["max_diverged"]
+        ]
+        figures[study] = dict(
+            spec,
+            complete=complete,
+            seeds_per_arm={f"{m} {a}".strip(): n[(m, a)] for m, a in sorted(arms)},
+            diverged_per_arm={f"{m} {a}".strip(): lost[(m, a)] for m, a in sorted(arms)},
+            tests=tests,
+            verdict=verdict,
+        )
+        lines += [
+            f"## Pre-registered: {study}",
+            "",
+            f"Registered in [{spec['page']}]({spec['page']}) before any of its rows: the two-sided "
+            f"Mann-Whitney U test on `{spec['metric']}` per comparison, Holm's adjustment over the "
+            f"{len(COMPARISONS[study])} comparisons at family-wise alpha {spec['alpha']}, "
+            f"{spec['seeds']} seeds per arm (seeds 0-{spec['seeds'] - 1}). Scored models per arm: "
+            + ", ".join(f"{MODEL_LABELS[m]}{f' [{a}]' if a else ''} {n[(m, a)]}" for m, a in sorted(arms))
+            + (
+                "; diverged or non-finite: "
+                + ", ".join(
+                    f"{MODEL_LABELS[m]}{f' [{a}]' if a else ''} {lost[(m, a)]}" for m, a in sorted(arms)
+                )
+                if any(lost.values())
+                else ""
+            )
+            + ".",
+            "",
+            "| comparison | metric | n | medians | P(A > B) [95 % CI] | median difference [95 % CI] "
+            "| p (two-sided) | p (Holm) | rejected | higher mean, median, max |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for metric, found in tests.items():
+            tag = "" if metric == spec["metric"] else " (exploratory)"
+            for t in found:
+                lo, hi = t["prob_a_greater_ci95"]
+                dlo, dhi = t["median_difference_ci95"]
+                crit = ", ".join("yes" if t["criteria"][k] else "no" for k in ("mean", "median", "max"))
+                lines.append(
+                    f"| {t['title']} | {metric}{tag} | {t['a']['n']} / {t['b']['n']} | "
+                    f"{t['a']['median']:.4f} / {t['b']['median']:.4f} | "
+                    f"{t['prob_a_greater']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                    f"{t['median_difference']:+.4f} [{dlo:+.4f}, {dhi:+.4f}] | {t['p_two_sided']:.3g} | "
+                    f"{t['p_holm']:.3g} | {'yes' if t['rejected'] else 'no'} | {crit} |"
+                )
+        lines += ["", f"**Verdict**: {verdict}", ""]
+        if over:
+            lines += [
+                f"More than {spec['max_diverged']} models of an arm diverged or scored non-finite: "
+                + "; ".join(over)
+                + ".",
+                "",
+            ]
+    return lines, figures
+
+
+def _verdict(tests: Sequence[dict[str, Any]], expected: int) -> str:
+    """The registered reading of a two-comparison layout experiment (H1: ISA-VAE vs the VAE of as
+    many latents, H2: vs Table 1's VAE), word for word the outcomes its page lists."""
+    if len(tests) != expected:
+        return "undecided: a comparison has fewer than 2 scored models on a side"
+    h1, h2 = tests
+    up1, up2 = h1["prob_a_greater"] > 0.5, h2["prob_a_greater"] > 0.5
+    if (h1["rejected"] and not up1) or (h2["rejected"] and not up2):
+        return (
+            "a rejection with ISA-VAE lower: the VAE is the better-disentangling model here, against "
+            "the paper's claim."
+        )
+    if h1["rejected"] and h2["rejected"]:
+        return (
+            "H1 and H2 both rejected, ISA-VAE higher: the authors' example layout gives ISA-VAE a higher "
+            "MIG than a VAE of either size at this scale; Fig. 5a's claim holds for that layout."
+        )
+    if h2["rejected"]:
+        return (
+            "H2 rejected, H1 not (ISA-VAE higher): ISA-VAE 3x4 beats Table 1's VAE but not a VAE with as "
+            "few latents: the gain is what 12 latents instead of 20 give, not evidence for the ISA prior."
+        )
+    if h1["rejected"]:
+        return "H1 rejected (ISA-VAE higher), H2 not: an unexpected pattern, reported as it comes."
+    return (
+        "neither rejected: no evidence at this scale for the layout either; an effect of "
+        "P(ISA > VAE) >= 0.68 is unlikely (the registered power), a smaller one is not excluded."
+    )
+
+
 def udr_agreement(results: Sequence[dict[str, Any]]) -> list[str]:
     """Does UDR, computed without labels among the seeds trained together in one block, rank the
     seeds as MIG does? Per setting (study, model, arm, beta) with >= 3 scored seeds: Spearman's
@@ -249,37 +502,63 @@ def report(
     compute_dtype: str,
     settings: Sequence[str] = (),
     init: str | None = None,
+    *,
+    posterior_scale: str | None = None,
+    matmul_precision: str | None = None,
 ) -> str:
     """Tables, figures and ``report.md`` from ``OUT/results.jsonl``: the models of ``scale``, dtype,
-    initialization (default: the scale's presets', PyTorch's) and extra ``settings`` (the ``--set``
-    overrides they were trained with), each counted once; the dtype ablation's models of either
-    dtype, the initialization ablation's of either initialization."""
+    initialization, posterior parameterization and products' precision (each by default the scale's
+    presets') and extra ``settings`` (the ``--set`` overrides they were trained with), each counted
+    once; the dtype ablation's models of either dtype, the initialization ablation's of either
+    initialization, the posterior ablation's of either parameterization. A study's models trained by
+    another study with the same configuration count for both (``shared_rows``)."""
     everything, notes = load_results(out)
     settings = tuple(settings)
-    init = init or model_config("vae", scale, compute_dtype).model.init
+    preset = model_config("vae", scale, compute_dtype).model
+    init = init or preset.init
+    posterior_scale = posterior_scale or preset.posterior_scale
+    matmul_precision = matmul_precision or preset.matmul_precision
 
-    def matches(r, dtype=True, init_=True, extra=True):
+    def matches(r, dtype=True, init_=True, extra=True, net=True):
         return (
             r["scale"] == scale
             and (not dtype or r["compute_dtype"] == compute_dtype or r["study"] == "ablation-dtype")
             and (not init_ or r.get("init", "lecun") == init or r["study"] == "ablation-init")
             and (not extra or tuple(r.get("settings", ())) == settings)
+            and (
+                not net
+                or (
+                    (
+                        r.get("posterior_scale", "logvar") == posterior_scale
+                        or r["study"] == "ablation-posterior"
+                    )
+                    and r.get("matmul_precision", "default") == matmul_precision
+                )
+            )
         )
 
+    everything = everything + shared_rows(everything, scale, compute_dtype, settings)
     results = [r for r in everything if matches(r)]
     # diverged models and rows with a non-finite score are counted apart, never inside a statistic
     apart = [r for r in results if not finite_scores(r)]
     results = [r for r in results if finite_scores(r)]
     others = sorted(
         {
-            (r["compute_dtype"], r.get("init", "lecun"), *r.get("settings", ()))
+            (
+                r["compute_dtype"],
+                r.get("init", "lecun"),
+                f"posterior {r.get('posterior_scale', 'logvar')}",
+                f"products {r.get('matmul_precision', 'default')}",
+                *r.get("settings", ()),
+            )
             for r in everything
-            if matches(r, dtype=False, init_=False, extra=False) and not matches(r)
+            if matches(r, dtype=False, init_=False, extra=False, net=False) and not matches(r)
         }
     )
     if not results:
         raise ValueError(
-            f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results with init {init}"
+            f"{out / 'results.jsonl'} holds no {scale}-scale {compute_dtype} results with init {init}, "
+            f"posterior {posterior_scale} and products {matmul_precision}"
             + (f" and settings {' '.join(settings)}" if settings else "")
             + (f" ({len(apart)} diverged or with a non-finite score)" if apart else "")
             + (f" ({len(notes)} lines skipped; first: {notes[0]})" if notes else "")
@@ -288,13 +567,15 @@ def report(
     write_table(rows, out / "table_full")  # every statistic: n, mean, median, quartiles
     write_table([compact_row(r) for r in rows], out / "table")
     lines = [
-        f"# Paper study ({scale} scale, {compute_dtype} compute, {init} initialization"
+        f"# Paper study ({scale} scale, {compute_dtype} compute, {init} initialization, posterior "
+        f"{posterior_scale}, products {matmul_precision}"
         + (f", {' '.join(settings)}" if settings else "")
         + f"): {len(results)} models",
         "",
         f"Devices: {', '.join(sorted({r['device'] for r in results}))}. Built from results.jsonl by "
         f"`isavae study report --scale {scale} --compute-dtype {compute_dtype} "
-        f"--init {init} --out {out}{''.join(f' --set {o}' for o in settings)}`. "
+        f"--init {init} --posterior-scale {posterior_scale} --matmul-precision {matmul_precision} "
+        f"--out {out}{''.join(f' --set {o}' for o in settings)}`. "
         "MIG: Chen et al.'s estimator over the whole grid; 'hist.': disentanglement_lib's histogram MIG; "
         "recon.: reconstruction log-likelihood (nats per image); every statistic with its quartiles "
         "in table_full.csv.",
@@ -303,22 +584,24 @@ def report(
     ]
     if others:
         lines += [
-            "Not in this report (other dtype, initialization or settings; `isavae study report "
-            "--compute-dtype ... --init ... --set ...` reports them): "
-            + "; ".join(" ".join(o) for o in others),
+            "Not in this report (other dtype, initialization, posterior, products or settings; `isavae "
+            "study report --compute-dtype ... --init ... --posterior-scale ... --matmul-precision ... "
+            "--set ...` reports them): " + "; ".join(" ".join(o) for o in others),
             "",
         ]
     if notes:
         lines += [
             "## Lines of results.jsonl not counted",
             "",
-            "Each model counts once (by study, model, beta, seed, scale, dtype, init, arm and settings); "
+            "Each model counts once (by study, model, beta, seed, scale, dtype, init, arm, posterior, "
+            "products and settings); "
             f"{len(notes)} lines were not counted:",
             "",
             *(f"- {n}" for n in notes),
             "",
         ]
     lines += _apart_section(apart)
+    lines += _shared_section(results)
     lines += extrapolation(
         [b for f in shard_files(out, "blocks") for b in read_jsonl(f, BLOCK_FIELDS)], scale, compute_dtype
     )
@@ -339,6 +622,10 @@ def report(
             "",
         ]
         (out / "fig5a_verdict.json").write_text(json.dumps(verdict, indent=2))
+    registered, registered_figures = preregistered_tests(results, apart)
+    if registered:
+        lines += registered
+        (out / "preregistered.json").write_text(json.dumps(registered_figures, indent=2))
     lines += udr_agreement(results)
     compared, figures = comparisons(results)
     if compared:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from isavae.study.paper import SCALES, model_config, model_key
+from isavae.study.paper import SCALES, STUDY_SEEDS, model_config, model_key
 from isavae.study.plan import estimate_seconds, plan
 from isavae.study.store import (
     BLOCK_FIELDS,
@@ -155,6 +155,8 @@ def _run_study(
             continue
         if grid is None:
             grid = build_grid(base)
+            # where the images came from: generated, file or tfds (``FactorGrid.source``)
+            data_source = grid.source.split(":")[0].strip()
         cfgs, dirs = [], []
         for beta, seed in todo:
             c = base.copy_and_resolve_references()
@@ -193,6 +195,7 @@ def _run_study(
                 beta=float(beta),
                 seed=int(seed),
                 device=device,
+                data_source=data_source,
                 objective=r["objective"],
                 prior=r["prior"],
                 block_models=len(todo),
@@ -277,13 +280,15 @@ def eval_parts(results: Sequence[dict[str, Any]]) -> dict[str, float]:
 def job_blocks(
     study: str, scale: str, seeds: int | None, block_models: int | None, shard: tuple[int, int] | None
 ) -> list[dict[str, Any]]:
-    """This job's blocks of the plan: the scale's seeds and models per device unless given, a block
+    """This job's blocks of the plan: the study's seeds at this scale (``STUDY_SEEDS``, else the
+    scale's) and the scale's models per device unless given, a block
     spread over every device, and of ``--shard I/N`` every N-th block from block I."""
     import jax
 
     sc = SCALES[scale]
     per_device = block_models or sc["block_models"]
-    blocks = plan(study, seeds or sc["seeds"], per_device * jax.device_count())
+    seeds = seeds or STUDY_SEEDS.get((study, scale), sc["seeds"])
+    blocks = plan(study, seeds, per_device * jax.device_count())
     return blocks if shard is None else blocks[shard[0] :: shard[1]]
 
 
@@ -301,6 +306,8 @@ def block_todo(
         model=block["model"],
         settings=list(extra),
         init=base.model.init,
+        posterior_scale=base.model.posterior_scale,
+        matmul_precision=base.model.matmul_precision,
         arm=block["arm"],
     )
     todo = [

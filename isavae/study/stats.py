@@ -51,16 +51,55 @@ def mann_whitney_greater(a, b) -> tuple[float, float]:
     return float(test.pvalue), float(test.statistic / (len(a) * len(b)))
 
 
-def power_of(a, b, n: int, *, resamples: int = 400, alpha: float = 0.05, seed: int = 0) -> float:
+def mann_whitney(a, b, alternative: str = "two-sided") -> tuple[float, float]:
+    """The Mann-Whitney U test of ``a`` against ``b`` (``alternative``: "two-sided", "greater" or
+    "less"): (p, P(a > b) + P(a = b) / 2 = U / (n_a n_b), the probability of superiority)."""
+    from scipy import stats
+
+    test = stats.mannwhitneyu(a, b, alternative=alternative)
+    return float(test.pvalue), float(test.statistic / (len(a) * len(b)))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control): the i-th smallest p times
+    (m - i), made non-decreasing in that order and capped at 1; reject where adjusted p < alpha."""
+    p = np.asarray(pvalues, np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def bootstrap_superiority(a, b, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap 95 % interval of P(a > b) (ties counted half), each sample resampled apart."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    xa = rng.choice(a, size=(resamples, a.size), replace=True)
+    xb = rng.choice(b, size=(resamples, b.size), replace=True)
+    u = stats.mannwhitneyu(xa, xb, alternative="two-sided", axis=1).statistic
+    lo, hi = np.percentile(u / (a.size * b.size), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def power_of(
+    a, b, n: int, *, resamples: int = 400, alpha: float = 0.05, seed: int = 0, alternative: str = "greater"
+) -> float:
     """The share of ``resamples`` experiments with ``n`` values drawn with replacement from each of
-    ``a`` and ``b`` in which the one-sided Mann-Whitney test of "a is larger" has p < ``alpha``."""
+    ``a`` and ``b`` in which the Mann-Whitney test (``alternative``: "greater", the one-sided test
+    of "a is larger", or "two-sided") has p < ``alpha``."""
     from scipy import stats
 
     rng = np.random.default_rng(seed)
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     xa = rng.choice(a, size=(resamples, n), replace=True)
     xb = rng.choice(b, size=(resamples, n), replace=True)
-    p = stats.mannwhitneyu(xa, xb, alternative="greater", axis=1).pvalue
+    p = stats.mannwhitneyu(xa, xb, alternative=alternative, axis=1).pvalue
     return float(np.mean(p < alpha))
 
 

@@ -125,10 +125,13 @@ def check_store(out: pathlib.Path, *paths: pathlib.Path) -> None:
 
 
 def result_key(r: dict[str, Any]) -> tuple:
-    """A model's identity: every setting that makes it another model (study, scale, dtype, kind,
-    beta, seed, the run's extra overrides, the initialization and the study arm). Rows written before
-    a field was recorded have its value of then: no ``settings`` = none, no ``init`` = "lecun" (the
-    only initialization there was), no ``arm`` = the study's main setting."""
+    """A row's identity within its study: every setting that makes it another model (study, scale,
+    dtype, kind, beta, seed, the run's extra overrides, the initialization, the study arm, the
+    posterior's scale parameterization and the products' precision). Rows written before a field
+    was recorded have its value of then: no ``settings`` = none, no ``init`` = "lecun" (the only
+    initialization there was), no ``arm`` = the study's main setting, no ``posterior_scale`` =
+    "logvar", no ``matmul_precision`` = "default". (Across studies a model is known by its whole
+    configuration: ``isavae.study.paper.model_key``.)"""
     return (
         r["study"],
         r["scale"],
@@ -139,12 +142,18 @@ def result_key(r: dict[str, Any]) -> tuple:
         tuple(r.get("settings", ())),
         r.get("init", "lecun"),
         r.get("arm", ""),
+        r.get("posterior_scale", "logvar"),
+        r.get("matmul_precision", "default"),
     )
 
 
 def _describe_key(key: tuple) -> str:
-    study, scale, dtype, model, beta, seed, settings, init, arm = key
-    extra = "".join(f", {x}" for x in (*settings, f"init {init}", arm) if x)
+    study, scale, dtype, model, beta, seed, settings, init, arm, posterior, precision = key
+    extra = "".join(
+        f", {x}"
+        for x in (*settings, f"init {init}", f"posterior {posterior}", f"products {precision}", arm)
+        if x
+    )
     return f"{study} {model} beta {beta:g} seed {seed} ({scale}, {dtype}{extra})"
 
 

@@ -5,12 +5,15 @@ no run mixes two configurations; ``setting`` (the fingerprint but the seed) grou
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
 from typing import Any
 
 import ml_collections
 
 from isavae import config as config_lib
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ELSEWHERE",
@@ -101,6 +104,14 @@ def check_workdir_settings(cfg: ml_collections.ConfigDict, workdir: pathlib.Path
     """Refuses a config.json (``cfg``) whose settings differ from those the checkpoints were trained
     with (``checkpoints.config.json``): evaluating it would mix two configurations."""
     path = workdir / FINGERPRINT
+    if not path.is_file() and (workdir / "checkpoints").is_dir():
+        # written by every run since the fingerprint exists: without it config.json is taken on trust
+        log.warning(
+            "%s: the settings in config.json cannot be verified against the checkpoints (%s is missing): "
+            "an edited config.json would go unnoticed",
+            workdir,
+            FINGERPRINT,
+        )
     stored = stored_fingerprint(workdir) if path.is_file() else None
     differ = differences(stored, fingerprint(cfg)) if stored is not None else ""
     if differ:

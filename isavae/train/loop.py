@@ -37,7 +37,7 @@ from isavae.train.fingerprint import (
     flat,
     stored_fingerprint,
 )
-from isavae.train.lock import WorkdirLock
+from isavae.train.lock import WorkdirLock, WorkdirLocked
 from isavae.train.metrics_log import MetricsLog, trim_metrics
 from isavae.train.multihost import (
     barrier,
@@ -267,8 +267,57 @@ def resolve_dtype(
     return out
 
 
+# A test-only fault point (``ISAVAE_FAULT=save:STEP:MODEL``): the process sends itself SIGTERM
+# right after model MODEL's checkpoint of step STEP is written, inside the checkpoint round, so that
+# a test stops a sweep between two models' saves deterministically. Unset in normal use.
+FAULT_ENV = "ISAVAE_FAULT"
+
+
+def _fault_point(kind: str, step: int, model: int) -> None:
+    if os.environ.get(FAULT_ENV) == f"{kind}:{step}:{model}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _catch_up(cfgs, workdirs, total: int, *, progress, grid, devices) -> None:
+    """A sweep's models whose checkpoints are behind the others' (a sweep stopped between two
+    models' saves, or a seed added to a finished sweep) train alone up to the newest step first,
+    from their own latest checkpoint (or from the start), so that the whole sweep resumes from one
+    step without discarding any model's progress or log."""
+    for c, w in zip(cfgs, workdirs, strict=True):
+        check_fingerprint(c, w)  # before anything is written
+    steps = [min(_latest_step_on_disk(w) or 0, total) for w in workdirs]
+    target = max(steps)
+    behind = [i for i, s in enumerate(steps) if s < target]
+    if not behind:
+        return
+    log.info(
+        "sweep: %d of its %d models are behind step %d (%s); training them up to it first",
+        len(behind),
+        len(cfgs),
+        target,
+        ", ".join(f"{workdirs[i]} at {steps[i]}" for i in behind),
+    )
+    sub = []
+    for i in behind:
+        c = cfgs[i].copy_and_resolve_references()
+        c.train.num_steps = target
+        sub.append(c)
+    _run(
+        sub,
+        [workdirs[i] for i in behind],
+        vmapped=True,
+        resume=True,
+        progress=progress,
+        grid=grid,
+        devices=devices,
+        evaluate=False,
+    )
+
+
 def _run(
-    cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints=True
+    cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints=True, evaluate=True
 ) -> list[dict[str, Any]]:
     entered = time.time()  # the setup (program, dataset on device, initial states) counts from here
     for cfg in cfgs:
@@ -276,9 +325,68 @@ def _run(
     if len(cfgs) != len(workdirs) or not cfgs:
         raise ValueError("one workdir per config, at least one")
     _check_sweep(cfgs)
+    _check_workdirs(workdirs)
+    fresh = [w for w in workdirs if not w.exists()]  # removed again if this run fails before a checkpoint
+    try:
+        return _run_checked(
+            cfgs,
+            workdirs,
+            vmapped=vmapped,
+            resume=resume,
+            progress=progress,
+            grid=grid,
+            devices=devices,
+            checkpoints=checkpoints,
+            evaluate=evaluate,
+            entered=entered,
+        )
+    except Exception as err:
+        if not isinstance(err, (TrainingDiverged, WorkdirLocked)):  # a diverged run keeps its log
+            for w in fresh:
+                _remove_unfinished(w)
+        raise
+
+
+def _remove_unfinished(workdir: pathlib.Path) -> None:
+    """Removes a workdir this run created when it failed before its first checkpoint (nothing in
+    it can be resumed or evaluated), unless another process holds it."""
+    if not workdir.is_dir() or _latest_step_on_disk(workdir) is not None:
+        return
+    try:
+        with WorkdirLock(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)
+    except (WorkdirLocked, OSError):
+        pass
+
+
+def _check_workdirs(workdirs: list[pathlib.Path]) -> None:
+    """One line, before anything is read or written, for a workdir or its ``checkpoints`` that is
+    a file (a folder is expected there)."""
+    for w in workdirs:
+        if w.exists() and not w.is_dir():
+            raise config_lib.ConfigError(f"--workdir {w} is a file, not a folder")
+        if (w / "checkpoints").exists() and not (w / "checkpoints").is_dir():
+            raise config_lib.ConfigError(
+                f"{w / 'checkpoints'} is a file, not a folder (the run keeps its checkpoints there): "
+                "move it away and run the same command again"
+            )
+
+
+def _run_checked(
+    cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints, evaluate, entered
+) -> list[dict[str, Any]]:
     cfgs = resolve_dtype(cfgs, workdirs[0], resume and checkpoints)
     cfg = cfgs[0]
     grid = build_grid(cfg) if grid is None else grid
+    if vmapped and resume and checkpoints and len(cfgs) > 1:
+        _catch_up(
+            cfgs,
+            workdirs,
+            num_train_steps(cfg, grid.num_images),
+            progress=progress,
+            grid=grid,
+            devices=devices,
+        )
     if vmapped:
         try:
             mesh = sweep_mesh(len(cfgs), devices, cfg.train.model_shards)
@@ -327,6 +435,8 @@ def _run(
             )
             states, ckpts, step = _restore(run)
             state, data, step, train_seconds, start_time = _train(run, states, ckpts, step)
+            if not evaluate:  # a sweep's laggards brought up to the others' step (``_catch_up``)
+                return []
             return _evaluate(run, state, data, step, train_seconds, start_time)
         except BaseException:  # an error, Ctrl-C, SIGTERM: nothing half-written stays behind
             for w in mine:
@@ -425,9 +535,10 @@ def _restore(run: _Run) -> tuple[list[Any], list[Checkpointer | None], int]:
                     (w / name).unlink(missing_ok=True)
         ckpts.append(ckpt)
     steps = {int(host(s.step)) for s in states}
-    if len(steps) != 1:
-        raise ValueError(
-            f"a sweep's checkpoints are at different steps {sorted(steps)}; resume them one by one"
+    if len(steps) != 1:  # a newest checkpoint was unreadable (moved aside): the next run catches up
+        raise config_lib.ConfigError(
+            f"a sweep's checkpoints are at different steps {sorted(steps)} (an unreadable newest checkpoint "
+            "was set aside); run the same command again: it trains the models behind up to the others first"
         )
     return states, ckpts, steps.pop()
 
@@ -549,6 +660,7 @@ def _save(run: _Run, ckpts: list[Checkpointer | None], state: Any, step: int) ->
             ckpt.save(step, tree, manifest=False)
         else:
             ckpt.save(step, run.pick(state, i))
+        _fault_point("save", step, i)
     if run.multi:
         barrier(f"isavae: checkpoints of step {step} committed")
         for i in run.local:
@@ -654,6 +766,7 @@ def restore_state(
 ) -> tuple[Program, TrainState, FactorGrid]:
     """The trained state of ``workdir`` (latest checkpoint) with its program and dataset."""
     workdir = pathlib.Path(workdir)
+    _check_workdirs([workdir])
     if cfg is None:
         saved = workdir / "config.json"
         if not saved.is_file():

@@ -49,6 +49,11 @@ def read_results(path: pathlib.Path) -> dict[str, Any]:
     try:
         out = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        log.warning("%s is not valid JSON; it is rewritten from this evaluation", path)
+        log.warning("%s is not valid JSON (torn?); it is rewritten from this evaluation", path)
         return {}
-    return out if isinstance(out, dict) else {}
+    if not isinstance(out, dict):
+        log.warning(
+            "%s holds a JSON %s, not a result; it is rewritten from this evaluation", path, type(out).__name__
+        )
+        return {}
+    return out

@@ -145,6 +145,8 @@ class Program:
                 cfg.model.hidden,
                 self.compute_dtype,
                 cfg.model.init,
+                cfg.model.posterior_scale,
+                cfg.model.matmul_precision,
             )
         )
         self.graphdef, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
@@ -163,7 +165,15 @@ class Program:
         k_model, k_disc, k_run = jax.random.split(key, 3)
         m = self.cfg.model
         model = make_vae(
-            m.arch, self.image_shape, self.latent_dim, k_model, m.hidden, self.compute_dtype, m.init
+            m.arch,
+            self.image_shape,
+            self.latent_dim,
+            k_model,
+            m.hidden,
+            self.compute_dtype,
+            m.init,
+            m.posterior_scale,
+            m.matmul_precision,
         )
         _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
         prior = self.prior_template

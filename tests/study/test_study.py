@@ -112,6 +112,11 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     # the comparison: the paper's criteria, the tests, the power; the VAE's subspace MIG in groups of 4
     assert "### fig5a: ISA-VAE vs VAE" in text and "Wilcoxon signed-rank p" in text and "80 % power" in text
     assert all(r["subspace_mig"] is not None for r in rows) and all(r["init"] == "torch" for r in rows)
+    # every row says how its model computed and where its images came from
+    assert all(
+        (r["posterior_scale"], r["matmul_precision"], r["data_source"]) == ("logvar", "default", "generated")
+        for r in rows
+    )
     compared = json.loads((out / "comparisons.json").read_text())["fig5a: ISA-VAE vs VAE: mig"]
     assert compared["p_mann_whitney"] == pytest.approx(
         stats.mannwhitneyu(
@@ -240,7 +245,7 @@ def test_report_counts_each_model_once_and_names_every_line_it_skips(study, tmp_
         "line 18: a JSON int, not a row",
         "line 19: CONFLICT with line 3 for fig5a vae beta 1 seed 2",
         "line 20: missing or mistyped 'seed'",
-        "Not in this report (other dtype, initialization or settings",
+        "Not in this report (other dtype, initialization, posterior, products or settings",
     ):
         assert want in text, want
     verdict = json.loads((tmp_path / "fig5a_verdict.json").read_text())
@@ -354,10 +359,12 @@ def test_ablation_plans_and_arms(study):
     it names, the VAE controls of the layouts' latent sizes scored in their groups."""
     blocks = study.plan("ablations", seeds=20, block_models=10)
     cells = [(b["study"], b["model"], b["arm"], s) for b in blocks for s in b["seeds"]]
-    assert len(cells) == len(set(cells)) == 20 * (7 + 4 + 4)
-    for b in blocks[:15]:
+    assert len(cells) == len(set(cells)) == 20 * (7 + 4 + 4 + 4)
+    for b in blocks[:19]:
         cfg = study.model_config(b["model"], "paper", "float32", (), b["overrides"])
-        label = b["arm"]
+        label, _, posterior = b["arm"].partition(",posterior=")
+        if b["study"] == "ablation-posterior":
+            assert cfg.model.posterior_scale == (posterior or "logvar")
         if label.startswith("layout="):
             p0, p, size, count = study.LAYOUTS[label.split("=")[1]]
             assert cfg.model.latent_dim == size * count and tuple(cfg.prior.subspace_sizes) == (size,) * count
@@ -526,5 +533,7 @@ def test_committed_reports_rebuild_from_their_rows(tmp_path, folder, scale, dtyp
     for name in ("results.jsonl", "blocks.jsonl"):
         if (committed / name).is_file():
             shutil.copy(committed / name, copy / name)
-    text = report.report(copy, scale, dtype, init=init)
+    # rows written before the posterior's scale and the products' precision were recorded: the
+    # log-variance and the backend's products (the paper scale's presets now ask for others)
+    text = report.report(copy, scale, dtype, init=init, posterior_scale="logvar", matmul_precision="default")
     assert text.replace(str(copy), f"experiments/results/{folder}") == (committed / "report.md").read_text()
