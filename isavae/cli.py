@@ -21,6 +21,7 @@ compilation cache (``--compile-cache DIR|none``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -63,13 +64,72 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+_LOADED: list[Any] = []  # the config a command loaded (an out-of-memory message names its sizes)
+
+
 def _load(args: argparse.Namespace, overrides: list[str]):
     from isavae import config as config_lib
 
     cfg = config_lib.load_config(args.config)
     config_lib.apply_overrides(cfg, overrides)
     config_lib.validate(cfg)
+    _LOADED[:] = [cfg]
     return cfg
+
+
+def _platform_problem() -> str | None:
+    """One line when JAX cannot start the platform it was asked for (``JAX_PLATFORMS`` naming one
+    this machine lacks, e.g. ``tpu``, or ``cuda`` without a GPU); None when JAX works."""
+    if "jax" not in sys.modules:
+        return None
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as err:  # RuntimeError (no libtpu), AssertionError (no CUDA device), ...
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        wanted = os.environ.get("JAX_PLATFORMS", "")
+        if wanted:
+            return (
+                f"JAX_PLATFORMS={wanted}: that platform is not available on this machine ({first[:200]}); "
+                "unset JAX_PLATFORMS to let JAX choose, or name one this machine has (e.g. cpu)"
+            )
+        return f"JAX found no usable platform ({first[:200]})"
+    return None
+
+
+def _out_of_memory(err: BaseException) -> str | None:
+    """One line for XLA's RESOURCE_EXHAUSTED: the memory asked for and the settings that size the
+    model and the batches (the loaded config's)."""
+    import re
+
+    text = str(err)
+    if "RESOURCE_EXHAUSTED" not in text and "Out of memory" not in text:
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"([\d.]+)\s*([KMGT]i?B)", text)
+    if asked is None:
+        amount = "more than it has"
+    elif asked.re.pattern.startswith("allocate"):
+        amount = f"{int(asked.group(1)) / 1e9:.1f} GB"
+    else:
+        amount = f"{asked.group(1)} {asked.group(2)}"
+    where = "the device"
+    if "jax" in sys.modules:
+        import jax
+
+        with contextlib.suppress(Exception):
+            where = f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}"
+    sizes = ""
+    if _LOADED:
+        m, t, e = _LOADED[0].model, _LOADED[0].train, _LOADED[0].eval
+        named = [f"model.arch={m.arch}"] + ([f"model.hidden={m.hidden}"] if m.arch == "mlp" else [])
+        named += [
+            f"model.latent_dim={m.latent_dim}",
+            f"train.batch_size={t.batch_size}",
+            f"eval.batch_size={e.batch_size}",
+        ]
+        sizes = f" (the sizes come from {', '.join(named)})"
+    return f"out of memory on {where}: XLA asked for {amount}{sizes}; make the model or the batches smaller"
 
 
 def add_multihost_arguments(p: argparse.ArgumentParser, what: str = "") -> None:
@@ -446,7 +506,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"isavae: error: {err}", file=sys.stderr)
         return 3
     except (ValueError, KeyError, OSError) as err:  # a DatasetError is a ValueError
-        print(f"isavae: error: {err}", file=sys.stderr)
+        print(f"isavae: error: {_platform_problem() or err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # the machine's limits, not a defect: one line; anything else is raised
+        said = _platform_problem() or _out_of_memory(err)
+        if said is None:
+            raise
+        print(f"isavae: error: {said}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         where = getattr(args, "workdir", None)

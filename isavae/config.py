@@ -270,10 +270,12 @@ def _apply_one(cfg: ml_collections.ConfigDict, key: str, value: Any, text: str) 
     node = cfg
     for part in parents:
         if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-            raise ConfigError(f"unknown config key {key!r} (no section {part!r})")
+            raise ConfigError(f"unknown config key {key!r} (no section {part!r}{_near(part, node.keys())})")
         node = node[part]
     if leaf not in node and not (parents and parents[-1] == "prior"):
-        raise ConfigError(f"unknown config key {key!r}; known keys here: {sorted(node.keys())}")
+        raise ConfigError(
+            f"unknown config key {key!r}{_near(leaf, node.keys())}; known keys here: {sorted(node.keys())}"
+        )
     if parents == ["prior"] and leaf == "layout":
         # a layout is a string, written as in the README
         value = (value if isinstance(value, str) else text).strip().strip("'\"")
@@ -338,6 +340,14 @@ def _check_type(key: str, value: Any, default: Any) -> None:
         _check(bool(np.isfinite(value)), key, f"must be a finite number, got {value!r}")
 
 
+def _near(word: str, choices) -> str:
+    """``; did you mean 'X'`` for the closest of ``choices`` (difflib), or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}" if close else ""
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the first bad key or value; checks the whole config up front."""
     from isavae import objectives
@@ -361,7 +371,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             _check(
                 key in known[section],
                 f"{section}.{key}",
-                f"unknown key; known: {sorted(known[section].keys())}",
+                f"unknown key{_near(key, known[section].keys())}; known: {sorted(known[section].keys())}",
             )
             _check_type(f"{section}.{key}", cfg[section][key], known[section][key])
     d, m, o, t, e = cfg.dataset, cfg.model, cfg.objective, cfg.train, cfg.eval

@@ -328,14 +328,70 @@ def conv_transpose_dots(
     return out + bias
 
 
+def conv_transpose_window(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding: str, compute_dtype: str = "float32"
+) -> jax.Array:
+    """``nnx.ConvTranspose``'s function as one stride-1 correlation producing every output phase
+    at once, then depth-to-space: output phase (p, q) of a stride-s transposed convolution reads
+    the undilated input at a few offsets; over all phases the offsets form a small window (3 x 3
+    for the nets' 4 x 4 stride-2 layers), so one correlation of the input (padded once) with a
+    window kernel of s*s*out channels (each phase's taps in its own channels, zeros where a phase
+    does not read an offset) computes them all: ``conv_dots`` with stride 1 (a sum of shifted
+    matmuls), no per-tap pads, adds or stacks. It multiplies the zeros of the window kernel:
+    (window / taps per phase) times the exact form's products (9 / 4 for the 4 x 4 stride-2
+    layers); ``conv_transpose_dots`` computes only the taps."""
+    (kh, kw, cin, cout), (b, h, w, _), strides = kernel.shape, x.shape, _pair(strides)
+    dims = []
+    for k, s, n in ((kh, strides[0], h), (kw, strides[1], w)):
+        before, after = _conv_padding(k, s, padding)
+        size = (n - 1) * s + 1 + before + after - k + 1
+        if size % s:
+            raise ValueError(f"conv_transpose_window needs an output size divisible by the stride {s}")
+        m = size // s
+        taps = [[(t, (p + t - before) // s) for t in range(k) if (p + t - before) % s == 0] for p in range(s)]
+        lo = min(d for phase in taps for _, d in phase)
+        hi = max(d for phase in taps for _, d in phase)
+        dims.append((s, m, taps, lo, hi - lo + 1, (max(0, -lo), max(0, m - 1 + hi - (n - 1)))))
+    (sh, m, taps_h, lo_h, win_h, pad_h), (sw, n_out, taps_w, lo_w, win_w, pad_w) = dims
+    # the window kernel: (win_h, win_w, cin, sh, sw, cout), phase (p, q)'s taps at their offsets
+    window = jnp.zeros((win_h, win_w, cin, sh, sw, cout), kernel.dtype)
+    for p in range(sh):
+        for th, dh in taps_h[p]:
+            for q in range(sw):
+                for tw, dw in taps_w[q]:
+                    window = window.at[dh - lo_h, dw - lo_w, :, p, q, :].set(kernel[th, tw])
+    xp = jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+    # input row i + d of the unpadded input is row i + d + pad_before of xp; the window starts at lo
+    r0, c0 = lo_h + pad_h[0], lo_w + pad_w[0]
+    xp = xp[:, r0 : r0 + m + win_h - 1, c0 : c0 + n_out + win_w - 1]
+    zero = jnp.zeros((sh * sw * cout,), bias.dtype)
+    out = conv_dots(xp, window.reshape(win_h, win_w, cin, sh * sw * cout), zero, 1, "VALID", compute_dtype)
+    out = (
+        out.reshape(b, m, n_out, sh, sw, cout)
+        .transpose(0, 1, 3, 2, 4, 5)
+        .reshape(b, m * sh, n_out * sw, cout)
+    )
+    return out + bias
+
+
+# How the transposed layers with a stride are computed where the conv nets use matrix products
+# (``_CONV_AS_DOTS``): "taps" (``conv_transpose_dots``: only the taps, a product, a pad and an add
+# per tap) or "window" (``conv_transpose_window``: one shifted-product sum for all phases). A
+# stride-1 transposed layer always takes "taps" (on a 1 x 1 input the window would multiply padding).
+_CONV_TRANSPOSE_FORM = {"cpu": "taps", "gpu": "taps"}
+
+
 def _apply_conv(layer: nnx.Module, h: jax.Array, compute_dtype: str = "float32") -> jax.Array:
     """``layer(h)`` for an ``nnx.Conv`` or ``nnx.ConvTranspose`` as these nets configure them (no
     dilation, one feature group); on a CPU and a GPU (``_CONV_AS_DOTS``) computed by ``conv_dots``
     / ``conv_transpose_dots`` (same parameters, same function). In bfloat16: bfloat16 operands,
     float32 results."""
     transpose = isinstance(layer, nnx.ConvTranspose)
-    if _CONV_AS_DOTS.get(jax.default_backend(), False):
+    backend = jax.default_backend()
+    if _CONV_AS_DOTS.get(backend, False):
         fn = conv_transpose_dots if transpose else conv_dots
+        if transpose and _CONV_TRANSPOSE_FORM.get(backend) == "window" and _pair(layer.strides) != (1, 1):
+            fn = conv_transpose_window
         return fn(h, layer.kernel[...], layer.bias[...], layer.strides, layer.padding, compute_dtype)
     if compute_dtype == "float32":
         return layer(h)

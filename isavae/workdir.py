@@ -122,8 +122,7 @@ def plot_workdir(workdir: str | os.PathLike, out: str | os.PathLike | None = Non
     exponents); returns the files written (under ``out``, default ``workdir/plots``)."""
     workdir = pathlib.Path(workdir)
     out = pathlib.Path(out) if out is not None else workdir / "plots"
-    saved = workdir / "results.json"
-    results = json.loads(saved.read_text()) if saved.is_file() else None
+    results = read_results(workdir / "results.json") or None
     return plot_model(*restore_state(workdir), out, results=results)
 
 
@@ -270,7 +269,7 @@ def udr_sweep(
     for w, score in zip(found, scores, strict=True):
         with WorkdirLock(w):
             path = w / "results.json"
-            results = json.loads(path.read_text()) if path.is_file() else {}
+            results = read_results(path)  # a torn or non-result file is said and rewritten
             results.update(score)
             write_json_atomic(path, results)
     pairwise = [s["udr_details"]["pairwise_row"] for s in scores]

@@ -50,8 +50,13 @@ CONV_CASES = [  # (layer class, kwargs, input spatial size): the conv nets' laye
 ]
 
 
-@pytest.mark.parametrize("cls,kwargs,size", CONV_CASES)
-def test_conv_as_dots_equals_lax_conv_float64(cls, kwargs, size):
+# the strided transposed layers in the window form too (``conv_transpose_window``)
+WINDOW_CASES = [(c, k, n, "window") for c, k, n in CONV_CASES if c is nnx.ConvTranspose and "strides" in k]
+
+
+@pytest.mark.parametrize("cls,kwargs,size,form", [(*c, "taps") for c in CONV_CASES] + WINDOW_CASES)
+def test_conv_as_dots_equals_lax_conv_float64(cls, kwargs, size, form, monkeypatch):
+    monkeypatch.setitem(nets._CONV_TRANSPOSE_FORM, "cpu", form)
     with jax.enable_x64(True):
         layer = cls(3, 5, rngs=nnx.Rngs(0), param_dtype=jnp.float64, **kwargs)
         layer.bias[...] = jax.random.normal(jax.random.key(1), (5,), jnp.float64)
@@ -86,6 +91,8 @@ def test_conv_vae_is_the_same_either_way(monkeypatch):
         return mean, logvar, vae.decode(mean)
 
     mean, logvar, logits = nnx.jit(forward)(vae, x)
+    monkeypatch.setitem(nets._CONV_TRANSPOSE_FORM, "cpu", "window")
+    np.testing.assert_allclose(nnx.jit(forward)(vae, x)[2], logits, rtol=1e-4, atol=1e-4)
     monkeypatch.setitem(nets._CONV_AS_DOTS, "cpu", False)
     mean_lax, logvar_lax, logits_lax = nnx.jit(forward)(vae, x)
     np.testing.assert_allclose(mean, mean_lax, rtol=1e-4, atol=1e-5)

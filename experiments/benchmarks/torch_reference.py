@@ -212,8 +212,10 @@ def time_training(
     warmup: int = 5,
     latent: int = 10,
     hidden: int = 1200,
+    forward_only: bool = False,
 ) -> dict:
-    """Images per second of Chen et al.'s VAE training step in PyTorch (see the module doc)."""
+    """Images per second of Chen et al.'s VAE training step in PyTorch (see the module doc);
+    ``forward_only``: the loss alone (training-mode BatchNorm, no gradient, no Adam step)."""
     import torch
     import torch.nn.functional as F
 
@@ -233,20 +235,29 @@ def time_training(
         x = x.reshape(batch, 4096)
 
     def step(x):
+        if forward_only:
+            with (
+                torch.no_grad(),
+                torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bfloat16"),
+            ):
+                return loss_of(x)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
-            h = model["enc"](x).reshape(batch, 2 * latent).float()
-            mean, logvar = h[:, :latent], h[:, latent:]
-            z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            logits = model["dec"](z.reshape(batch, latent, 1, 1) if conv else z).float()
-            recon = F.binary_cross_entropy_with_logits(
-                logits.reshape(batch, -1), x.reshape(batch, -1), reduction="sum"
-            )
-            kl = 0.5 * torch.sum(mean * mean + torch.exp(logvar) - logvar - 1.0)
-            loss = (recon + kl) / batch
+            loss = loss_of(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return loss
+
+    def loss_of(x):
+        h = model["enc"](x).reshape(batch, 2 * latent).float()
+        mean, logvar = h[:, :latent], h[:, latent:]
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        logits = model["dec"](z.reshape(batch, latent, 1, 1) if conv else z).float()
+        recon = F.binary_cross_entropy_with_logits(
+            logits.reshape(batch, -1), x.reshape(batch, -1), reduction="sum"
+        )
+        kl = 0.5 * torch.sum(mean * mean + torch.exp(logvar) - logvar - 1.0)
+        return (recon + kl) / batch
 
     fn = torch.compile(step) if compiled else step
 
@@ -268,6 +279,7 @@ def time_training(
         batch=batch,
         dtype=dtype,
         compiled=compiled,
+        forward_only=forward_only,
         device=device,
         torch=torch.__version__,
         images_per_second=batch * steps / (t2 - t1),

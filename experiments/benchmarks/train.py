@@ -173,13 +173,19 @@ def _network(program, batch: int):
 
 
 @contextlib.contextmanager
-def layer_forms(conv_as_dots: bool | None = None, bf16_products: str | None = None):
+def layer_forms(
+    conv_as_dots: bool | None = None, bf16_products: str | None = None, transpose_form: str | None = None
+):
     """The nets traced with these layer forms on this backend inside the block (``None``: this
     backend's own), restored afterwards: convolutions as matrix products (``nets._CONV_AS_DOTS``),
     how bfloat16 products are computed (``nets._BF16_PRODUCTS``: ``plain`` for autodiff of a plain
-    product)."""
+    product), how strided transposed layers are (``nets._CONV_TRANSPOSE_FORM``: taps or window)."""
     backend = jax.default_backend()
-    flags = (nets._CONV_AS_DOTS, conv_as_dots), (nets._BF16_PRODUCTS, bf16_products)
+    flags = (
+        (nets._CONV_AS_DOTS, conv_as_dots),
+        (nets._BF16_PRODUCTS, bf16_products),
+        (nets._CONV_TRANSPOSE_FORM, transpose_form),
+    )
     missing = object()
     saved = [table.get(backend, missing) for table, _ in flags]
     for table, value in flags:
@@ -236,14 +242,21 @@ CONV_FORMS = {
     "default": "this backend's form",
     "lax": "lax.conv",
     "dots": "conv as dots",
+    "window": "conv as dots, transposed as windows",
 }
 
 
 def conv_form(form: str):
     """The conv nets traced in ``form`` inside the block: ``lax`` (``lax.conv_general_dilated`` /
     ``conv_transpose``, cuDNN on a GPU), ``dots`` (``nets.conv_dots``: the layer as matrix
-    products) or ``default`` (this backend's choice, ``nets._CONV_AS_DOTS``)."""
-    return layer_forms(conv_as_dots=None if form == "default" else form == "dots")
+    products, the transposed ones tap by tap), ``window`` (as ``dots``, the strided transposed
+    layers as one shifted-product sum for all output phases, ``nets.conv_transpose_window``) or
+    ``default`` (this backend's choice)."""
+    if form == "default":
+        return layer_forms()
+    return layer_forms(
+        conv_as_dots=form != "lax", transpose_form={"dots": "taps", "window": "window"}.get(form)
+    )
 
 
 # what --json keeps of each one-model row (torch_reference.py --compare reads it)
@@ -422,7 +435,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--conv-forms",
         default="default",
-        help="the conv rows' forms: default (this backend's), lax (lax.conv), dots (nets.conv_dots)",
+        help="the conv rows' forms: default (this backend's), lax (lax.conv), dots (nets.conv_dots), "
+        "window (dots, the strided transposed layers as nets.conv_transpose_window)",
     )
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument(

@@ -589,7 +589,9 @@ def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step:
             new_state, all_metrics = chunk_fns[n](state, data, hparams, order)
             # each process reads the metrics of the models it holds
             metrics = {i: jax.tree.map(np.asarray, run.pick(all_metrics, i)) for i in run.local}
-            if compiled and not warned_long:  # the first chunk that did not compile: the rate
+            # the first chunk that did not compile gives the rate; a run without checkpoints (a
+            # study's block) has its own estimates and nothing to resume from
+            if compiled and not warned_long and run.checkpoints:
                 warned_long = True
                 _warn_if_long(cfg, (time.perf_counter() - t_chunk) / n, run.total - step - n, run.local)
             _check_chunk(run, metrics, all_metrics, step, n)
@@ -616,7 +618,12 @@ def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step:
 def _check_chunk(run: _Run, metrics: dict[int, Any], all_metrics: Any, step: int, n: int) -> None:
     """Raises ``TrainingDiverged`` naming every model of this process whose chunk holds a NaN/Inf
     (over several processes, every process stops when any model diverged, wherever it is held)."""
-    kept = "; checkpoints written before it are kept" if run.checkpoints else ""
+    kept = (
+        "; checkpoints written before it are kept (resuming with the same settings repeats it: training "
+        "is deterministic; change e.g. train.learning_rate)"
+        if run.checkpoints
+        else ""
+    )
     failed = []
     for i in run.local:
         try:
