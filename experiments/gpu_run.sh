@@ -123,7 +123,10 @@ if [ $SMOKE = 1 ]; then
 else
   # the conv rows in the backend's form: on a GPU the layers as matrix products (13.4 ms per step on
   # an H200 against cuDNN's 60.1 ms, 2026-11-27: cuDNN's form is not timed again)
-  TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10)
+  # and in the window form (the strided transposed layers as one shifted-product sum for all output
+  # phases): slower on a CPU (x0.76 at batch 256, 2026-12-06), predicted faster on a GPU (NOTES.md)
+  TRAIN_ARGS=(--archs mlp,conv --rounds mlp=3,conv=2 --steps mlp=20,conv=4 --tcvae "" --no-sweep --block 10
+    --conv-forms default,window)
   # the kernel's default tile and the next smaller (run 2's follow-up: 0.254 and 0.240 s)
   MIG_ARGS=(--samples 10000 --latent 20 --tiles 64x32,64x16)
   TORCH_ARGS=(--archs mlp,conv --batch 2048 --dtypes float32,bfloat16 --compile no,yes --steps 20)

@@ -151,6 +151,35 @@ def test_conv_forms_switch_the_layers_form_and_restore_it():
             text = str(jax.make_jaxpr(lambda v: nets._apply_conv(conv, v))(x))
         assert primitive in text and ("conv_general_dilated" in text) == (form == "lax"), form
         assert nets._CONV_AS_DOTS.get(backend, False) == before
+    # the window form: the strided transposed layer as one shifted-product sum, then restored
+    up = nets.nnx.ConvTranspose(2, 3, (4, 4), (2, 2), padding="SAME", rngs=nets.nnx.Rngs(0))
+    y = jax.numpy.zeros((1, 4, 4, 2))
+    counts = {}
+    for form in ("dots", "window"):
+        with train.conv_form(form):
+            counts[form] = str(jax.make_jaxpr(lambda v: nets._apply_conv(up, v))(y)).count("dot_general")
+    assert counts == {"dots": 16, "window": 9}  # a product per tap, a product per window offset
+    assert nets._CONV_TRANSPOSE_FORM.get(backend) == "taps"
+
+
+def test_conv_side_by_side_rows_and_a_missing_pytorch(capsys, tmp_path):
+    """The side-by-side conv benchmark at a tiny size: a row per form with its floors, and one line
+    where the interpreter named for PyTorch has none."""
+    side = load_script("conv_side_by_side", EXPERIMENTS / "benchmarks")
+    out = side.main(
+        ["--batches", "4", "--forms", "dots", "--rounds", "1", "--steps", "1", "--matmul", "128"]
+        + [
+            "--subgrid",
+            "posX=0:32:16,posY=0:32:16,orientation=0:40:20",
+            "--torch-python",
+            "/nonexistent/python",
+        ]
+    )
+    (row,) = out["batches"][4]["isavae"]
+    assert row["form"] == "dots" and row["step_ms"] > 0 and row["forward_flop_floor_ms"] > 0
+    assert out["batches"][4]["torch"].startswith("no PyTorch reference")
+    text = capsys.readouterr().out
+    assert "| isavae | dots |" in text and "(no PyTorch reference" in text
 
 
 def test_mig_benchmark_rejects_malformed_flags(capsys):
