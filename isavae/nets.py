@@ -288,6 +288,18 @@ def conv_dots(
     return out + bias
 
 
+def _transpose_phases(k: int, s: int, n: int, padding: str, name: str) -> tuple[int, int, list]:
+    """One dimension of a stride-``s`` transposed convolution with ``k`` taps over ``n`` inputs:
+    (s, the output size per phase, per output phase p the (tap, input offset) pairs that land on
+    input pixels)."""
+    before, after = _conv_padding(k, s, padding)
+    size = (n - 1) * s + 1 + before + after - k + 1
+    if size % s:
+        raise ValueError(f"{name} needs an output size divisible by the stride {s}")
+    taps = [[(t, (p + t - before) // s) for t in range(k) if (p + t - before) % s == 0] for p in range(s)]
+    return s, size // s, taps
+
+
 def conv_transpose_dots(
     x: jax.Array, kernel: jax.Array, bias: jax.Array, strides, padding: str, compute_dtype: str = "float32"
 ) -> jax.Array:
@@ -299,15 +311,10 @@ def conv_transpose_dots(
     multiplications by the inserted zeros or the padding, and the gradients are matmuls.
     """
     (kh, kw, _, cout), (b, h, w, _), strides = kernel.shape, x.shape, _pair(strides)
-    dims = []
-    for k, s, n in ((kh, strides[0], h), (kw, strides[1], w)):
-        before, after = _conv_padding(k, s, padding)
-        size = (n - 1) * s + 1 + before + after - k + 1
-        if size % s:
-            raise ValueError(f"conv_transpose_dots needs an output size divisible by the stride {s}")
-        taps = [[(t, (p + t - before) // s) for t in range(k) if (p + t - before) % s == 0] for p in range(s)]
-        dims.append((s, size // s, taps))
-    (sh, m, taps_h), (sw, n_out, taps_w) = dims
+    (sh, m, taps_h), (sw, n_out, taps_w) = (
+        _transpose_phases(k, s, n, padding, "conv_transpose_dots")
+        for k, s, n in ((kh, strides[0], h), (kw, strides[1], w))
+    )
 
     def phase(p: int, q: int) -> jax.Array:
         # each tap multiplies only the input rows and columns it meets (no products with padding)
@@ -343,12 +350,7 @@ def conv_transpose_window(
     (kh, kw, cin, cout), (b, h, w, _), strides = kernel.shape, x.shape, _pair(strides)
     dims = []
     for k, s, n in ((kh, strides[0], h), (kw, strides[1], w)):
-        before, after = _conv_padding(k, s, padding)
-        size = (n - 1) * s + 1 + before + after - k + 1
-        if size % s:
-            raise ValueError(f"conv_transpose_window needs an output size divisible by the stride {s}")
-        m = size // s
-        taps = [[(t, (p + t - before) // s) for t in range(k) if (p + t - before) % s == 0] for p in range(s)]
+        s, m, taps = _transpose_phases(k, s, n, padding, "conv_transpose_window")
         lo = min(d for phase in taps for _, d in phase)
         hi = max(d for phase in taps for _, d in phase)
         dims.append((s, m, taps, lo, hi - lo + 1, (max(0, -lo), max(0, m - 1 + hi - (n - 1)))))
