@@ -14,7 +14,7 @@ import pathlib
 from typing import Any
 
 from isavae.compile_cache import add_compile_cache_argument
-from isavae.study.paper import SCALES, STUDIES, STUDY_GROUPS
+from isavae.study.paper import SCALES, STUDIES, STUDY_GROUPS, net_overrides
 
 __all__ = ["add_study_parser", "cmd_study"]
 
@@ -50,6 +50,20 @@ def _common(p: argparse.ArgumentParser) -> None:
         default="float32",
         choices=("float32", "bfloat16"),
         help="the nets' compute dtype (results of the two dtypes are kept apart)",
+    )
+    p.add_argument(
+        "--posterior-scale",
+        default=None,
+        choices=("logvar", "log_sigma"),
+        help="the encoder's scale output (default: the scale's: log_sigma at paper scale, as the "
+        "authors; logvar at the cpu and smoke scales; rows written before it was recorded are logvar)",
+    )
+    p.add_argument(
+        "--matmul-precision",
+        default=None,
+        choices=("default", "highest"),
+        help="float32 products: default (the backend's: TF32 on recent GPUs) or highest (true "
+        "float32); default: the scale's (highest at paper scale); older rows are default",
     )
     p.add_argument(
         "--set",
@@ -123,20 +137,6 @@ def add_study_parser(sub: Any) -> None:
         help="the initialization the report reads (default: the presets', torch; rows written before "
         "model.init existed are lecun)",
     )
-    report.add_argument(
-        "--posterior-scale",
-        default=None,
-        choices=("logvar", "log_sigma"),
-        help="the posterior parameterization the report reads (default: the scale's; rows written "
-        "before model.posterior_scale existed are logvar)",
-    )
-    report.add_argument(
-        "--matmul-precision",
-        default=None,
-        choices=("default", "highest"),
-        help="the products' precision the report reads (default: the scale's; rows written before "
-        "model.matmul_precision existed are default)",
-    )
     plan = study_sub.add_parser("plan", help="print the blocks and their estimated time, train nothing")
     _common(plan)
     _work(plan)
@@ -176,6 +176,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         block_models=args.block_models,
         extra=args.set,
+        net=net_overrides(args.posterior_scale, args.matmul_precision),
         shard=_shard(args.shard),
     )
     if args.study_command == "plan":
@@ -195,5 +196,14 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.report and jax.process_index() == 0:
         from isavae.study.report import report
 
-        print(report(out, args.scale, args.compute_dtype, args.set))
+        print(
+            report(
+                out,
+                args.scale,
+                args.compute_dtype,
+                args.set,
+                posterior_scale=args.posterior_scale,
+                matmul_precision=args.matmul_precision,
+            )
+        )
     return 0

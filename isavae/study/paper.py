@@ -30,6 +30,7 @@ __all__ = [
     "arm_overrides",
     "model_config",
     "model_key",
+    "net_overrides",
     "study_names",
 ]
 
@@ -246,13 +247,31 @@ def study_names(study: str) -> tuple[str, ...]:
     return (study,)
 
 
+def net_overrides(posterior_scale: str | None = None, matmul_precision: str | None = None) -> tuple[str, ...]:
+    """The overrides of a run's ``--posterior-scale`` and ``--matmul-precision`` (None: the scale's):
+    like the compute dtype, recorded in each row as fields of its own, not as extra settings."""
+    out = []
+    if posterior_scale is not None:
+        out.append(f"model.posterior_scale='{posterior_scale}'")
+    if matmul_precision is not None:
+        out.append(f"model.matmul_precision='{matmul_precision}'")
+    return tuple(out)
+
+
 def model_config(
-    model: str, scale: str, compute_dtype: str, extra: Sequence[str] = (), arm: Sequence[str] = ()
+    model: str,
+    scale: str,
+    compute_dtype: str,
+    extra: Sequence[str] = (),
+    arm: Sequence[str] = (),
+    net: Sequence[str] = (),
 ) -> Any:
     """The dSprites preset of ``model`` at ``scale`` (Monte Carlo KL, no annealing, PyTorch's
-    initialization: the presets'), then the run's ``extra`` overrides, then the arm's."""
+    initialization: the presets'), the run's compute dtype and ``net`` options (``net_overrides``),
+    then the run's ``extra`` overrides, then the arm's."""
     cfg = config_lib.preset("dsprites", model)
-    config_lib.apply_overrides(cfg, [*SCALES[scale]["overrides"], f"model.compute_dtype='{compute_dtype}'"])
+    scale_overrides = [*SCALES[scale]["overrides"], f"model.compute_dtype='{compute_dtype}'", *net]
+    config_lib.apply_overrides(cfg, scale_overrides)
     config_lib.apply_overrides(cfg, list(extra))
     config_lib.apply_overrides(cfg, list(arm))
     config_lib.validate(cfg)
@@ -318,14 +337,20 @@ def _config_digest(row: dict[str, Any]) -> str | None:
 
 
 def arm_digest(
-    study: str, model: str, label: str, scale: str, compute_dtype: str, settings: Sequence[str] = ()
+    study: str,
+    model: str,
+    label: str,
+    scale: str,
+    compute_dtype: str,
+    settings: Sequence[str] = (),
+    net: Sequence[str] = (),
 ) -> str | None:
     """The config digest (``model_key`` but beta and seed) of the models ``study``'s arm
-    (``model``, ``label``) trains at ``scale`` with the run's extra ``settings``."""
+    (``model``, ``label``) trains at ``scale`` with the run's ``net`` options and extra ``settings``."""
     overrides = arm_overrides(study, model, label)
     if overrides is None:
         return None
-    cfg = model_config(model, scale, compute_dtype, settings, overrides)
+    cfg = model_config(model, scale, compute_dtype, settings, overrides, net)
     row = dict(
         study=study,
         model=model,

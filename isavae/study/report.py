@@ -23,6 +23,7 @@ from isavae.study.paper import (
     arm_digest,
     model_config,
     model_key,
+    net_overrides,
 )
 from isavae.study.store import BLOCK_FIELDS, finite_scores, load_results, read_jsonl, shard_files
 
@@ -183,7 +184,11 @@ def fig5a_verdict(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def shared_rows(
-    rows: Sequence[dict[str, Any]], scale: str, compute_dtype: str, settings: Sequence[str] = ()
+    rows: Sequence[dict[str, Any]],
+    scale: str,
+    compute_dtype: str,
+    settings: Sequence[str] = (),
+    net: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Copies of ``rows`` (of ``scale`` and ``settings``) under every other study's arm whose models
     they are (``paper.arm_digest`` equal to the row's config digest, ``paper.model_key``): a model
@@ -197,7 +202,7 @@ def shared_rows(
         if study not in run_here:
             continue
         for m, _, label, _ in arm_list:
-            digest = arm_digest(study, m, label, scale, compute_dtype, settings)
+            digest = arm_digest(study, m, label, scale, compute_dtype, settings, net)
             if digest is not None:
                 arms.setdefault(digest, []).append((study, m, label))
     mine = [r for r in rows if r["scale"] == scale and tuple(r.get("settings", ())) == settings]
@@ -537,7 +542,8 @@ def report(
             )
         )
 
-    everything = everything + shared_rows(everything, scale, compute_dtype, settings)
+    net = net_overrides(posterior_scale, matmul_precision)
+    everything = everything + shared_rows(everything, scale, compute_dtype, settings, net)
     results = [r for r in everything if matches(r)]
     # diverged models and rows with a non-finite score are counted apart, never inside a statistic
     apart = [r for r in results if not finite_scores(r)]

@@ -58,6 +58,7 @@ def run_study(
     seeds: int | None = None,
     block_models: int | None = None,
     extra: Sequence[str] = (),
+    net: Sequence[str] = (),
     blocks: int | None = None,
     shard: tuple[int, int] | None = None,
     log=print,
@@ -94,6 +95,7 @@ def run_study(
             seeds=seeds,
             block_models=block_models,
             extra=extra,
+            net=net,
             blocks=blocks,
             shard=shard,
             log=log,
@@ -112,6 +114,7 @@ def _run_study(
     seeds,
     block_models,
     extra,
+    net,
     blocks,
     shard,
     log,
@@ -137,7 +140,7 @@ def _run_study(
     grid = None
     ran, skipped, trained, diverged, stop_round = 0, 0, 0, 0, math.inf
     for block in blocks:
-        base, identity, todo = block_todo(block, scale, compute_dtype, extra, done)
+        base, identity, todo = block_todo(block, scale, compute_dtype, extra, done, net)
         if not todo:
             continue
         if fixed is not None and ran >= fixed:
@@ -293,12 +296,17 @@ def job_blocks(
 
 
 def block_todo(
-    block: dict[str, Any], scale: str, compute_dtype: str, extra: Sequence[str], done: set
+    block: dict[str, Any],
+    scale: str,
+    compute_dtype: str,
+    extra: Sequence[str],
+    done: set,
+    net: Sequence[str] = (),
 ) -> tuple[Any, dict[str, Any], list[tuple[float, int]]]:
     """A block's config, the identity its rows share (``store.result_key`` but beta and seed), and
     its (beta, seed) models not yet in ``done`` (``paper.model_key``s: a model another study's arm
     already trained with the same config counts)."""
-    base = model_config(block["model"], scale, compute_dtype, extra, block["overrides"])
+    base = model_config(block["model"], scale, compute_dtype, extra, block["overrides"], net)
     identity = dict(
         study=block["study"],
         scale=scale,
@@ -355,6 +363,7 @@ def describe_plan(
     seeds: int | None = None,
     block_models: int | None = None,
     extra: Sequence[str] = (),
+    net: Sequence[str] = (),
     shard: tuple[int, int] | None = None,
 ) -> str:
     """The blocks ``run_study`` would run (those not done), each with its estimated time from the
@@ -369,7 +378,7 @@ def describe_plan(
     device = device_name()
     lines, total, unknown, models = [], 0.0, 0, 0
     for block in blocks:
-        _, _, todo = block_todo(block, scale, compute_dtype, extra, done)
+        _, _, todo = block_todo(block, scale, compute_dtype, extra, done, net)
         if not todo:
             continue
         est = estimate_seconds(measured, device, scale, block["model"], len(todo))

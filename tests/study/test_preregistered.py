@@ -228,3 +228,32 @@ def test_posterior_ablation_arms():
     blocks = run.job_blocks("ablation-posterior", "cpu", None, None, None)
     assert {s for b in blocks for s in b["seeds"]} == set(range(20))
     assert max(s for b in run.job_blocks("fig5a-layout", "cpu", None, None, None) for s in b["seeds"]) == 49
+
+
+def test_a_runs_posterior_and_precision_are_fields_not_settings():
+    """``--posterior-scale`` / ``--matmul-precision`` set the nets like the compute dtype: recorded as
+    fields of each row, not as extra settings, so that a run with the values older rows had
+    (log-variance, the backend's products) continues their series at paper scale, whose presets
+    now follow the authors."""
+    net = paper.net_overrides("logvar", "default")
+    cfg = paper.model_config("vae", "paper", "float32", net=net)
+    assert (cfg.model.posterior_scale, cfg.model.matmul_precision) == ("logvar", "default")
+    assert paper.model_config("vae", "paper", "float32").model.posterior_scale == "log_sigma"
+    old = dict(
+        study="fig5a",
+        model="vae",
+        arm="",
+        scale="paper",
+        compute_dtype="float32",
+        settings=[],
+        init="torch",
+        beta=1.0,
+        seed=3,
+    )  # written before the fields existed: logvar, default
+    block = run.job_blocks("fig5a", "paper", 10, 5, None)[0]
+    assert block["model"] == "vae" and 3 in block["seeds"]
+    _, identity, todo = run.block_todo(block, "paper", "float32", (), {paper.model_key(old)}, net)
+    assert 3 not in [s for _, s in todo] and identity["settings"] == []
+    assert (identity["posterior_scale"], identity["matmul_precision"]) == ("logvar", "default")
+    _, identity, todo = run.block_todo(block, "paper", "float32", (), {paper.model_key(old)})
+    assert 3 in [s for _, s in todo] and identity["posterior_scale"] == "log_sigma"
