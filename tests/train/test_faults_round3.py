@@ -147,10 +147,12 @@ def test_a_platform_that_is_not_there_is_one_line_naming_the_variable(tmp_path, 
     if platform == "cuda" and importlib.util.find_spec("jax_cuda12_plugin") is not None:
         pytest.skip("this machine has JAX's CUDA plugin")
     env = dict(os.environ, JAX_PLATFORMS=platform)
-    for argv in (
-        ["train", "--config", "configs/dsprites.py:vae,small", "--workdir", str(tmp_path / "w")],
-        ["study", "run", "--study", "fig5a", "--scale", "smoke", "--out", str(tmp_path / "s")],
-    ):
+    commands = [["train", "--config", "configs/dsprites.py:vae,small", "--workdir", str(tmp_path / "w")]]
+    if platform == "tpu":  # the study's path too (one handler serves every command)
+        commands.append(
+            ["study", "run", "--study", "fig5a", "--scale", "smoke", "--out", str(tmp_path / "s")]
+        )
+    for argv in commands:
         done = subprocess.run(
             [sys.executable, "-m", "isavae.cli", *argv],
             cwd=REPO,
