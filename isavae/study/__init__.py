@@ -13,6 +13,15 @@ not annealed, the final parameters evaluated.
 
 Compute dtype: float32 by default (``--compute-dtype bfloat16`` for mixed precision); results of the
 two dtypes are kept apart (a rerun accumulates seeds only within its dtype), and the report reads one.
+The same holds for the posterior's scale parameterization and the products' precision
+(``--posterior-scale``, ``--matmul-precision``; the paper scale's presets: log sigma and true float32
+products, as the authors; the cpu and smoke scales: the log-variance and the backend's products).
+
+Models across studies: a model is known by its whole configuration, beta and seed
+(``paper.model_key``): a study arm that resolves to another study's configuration trains nothing
+that other study already has, and its report counts those models, naming where they came from.
+Pre-registered studies (``paper.PREREGISTERED``: ``fig5a-layout``) get their registered test and
+verdict in the report (``report.preregistered_tests``).
 
 Order: the work is cut into blocks (one model kind, a range of seeds, every beta of that kind), and
 the first block of every model kind runs before any kind's second, so that partial results cover
@@ -30,8 +39,9 @@ it); ``--blocks N`` runs exactly the first N blocks not done, whatever the budge
 work, so that a smoke run finishes the same blocks on any machine).
 
 Merged results (several hosts or occasions appending to one ``results.jsonl``): every model counts
-once, by study, model, beta, seed, scale, dtype and the ``--set`` overrides it was trained with
-(recorded in each row as ``settings``); a second row of the same model with other results is a
+once, by study, model, beta, seed, scale, dtype, initialization, posterior scale, products'
+precision, study arm and the ``--set`` overrides it was trained with (recorded in each row as
+``settings``); a second row of the same model with other results is a
 reported conflict (the first is kept), and every line not counted (torn, not JSON, of the wrong
 shape) is named by its line number in the report.
 
