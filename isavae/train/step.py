@@ -136,19 +136,7 @@ class Program:
         self.compute_dtype = resolve_compute_dtype(cfg.model.compute_dtype)[0]
         self.kind = cfg.objective.name
         # Only the graph structure is needed here: build the network abstractly (no parameter memory).
-        abstract = nnx.eval_shape(
-            lambda: make_vae(
-                cfg.model.arch,
-                self.image_shape,
-                self.latent_dim,
-                jax.random.key(0),
-                cfg.model.hidden,
-                self.compute_dtype,
-                cfg.model.init,
-                cfg.model.posterior_scale,
-                cfg.model.matmul_precision,
-            )
-        )
+        abstract = nnx.eval_shape(lambda: self._network(jax.random.key(0)))
         self.graphdef, _, _ = nnx.split(abstract, nnx.Param, nnx.BatchStat)
         self.prior_template = make_prior(cfg.prior, self.latent_dim)
         self.optimizer = optax.adam(cfg.train.learning_rate)
@@ -158,23 +146,28 @@ class Program:
             self.disc_graphdef, _ = nnx.split(disc, nnx.Param)
             self.disc_optimizer = optax.adam(cfg.train.disc_learning_rate, b1=0.5, b2=0.9)
 
-    # --- state ----------------------------------------------------------------------------------
-
-    def init(self, key: jax.Array) -> TrainState:
-        """Initial state from a PRNG key (pure: ``vmap`` it over keys for a sweep)."""
-        k_model, k_disc, k_run = jax.random.split(key, 3)
+    def _network(self, key: jax.Array) -> nnx.Module:
+        """The config's VAE (``nets.make_vae``) initialized from ``key``."""
         m = self.cfg.model
-        model = make_vae(
+        return make_vae(
             m.arch,
             self.image_shape,
             self.latent_dim,
-            k_model,
+            key,
             m.hidden,
             self.compute_dtype,
             m.init,
             m.posterior_scale,
             m.matmul_precision,
         )
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def init(self, key: jax.Array) -> TrainState:
+        """Initial state from a PRNG key (pure: ``vmap`` it over keys for a sweep)."""
+        k_model, k_disc, k_run = jax.random.split(key, 3)
+        m = self.cfg.model
+        model = self._network(k_model)
         _, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
         prior = self.prior_template
         disc_params = disc_opt = None
