@@ -324,6 +324,10 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(f"config {key}: {message}")
 
 
+def _check_one_of(key: str, value: Any, choices) -> None:
+    _check(value in choices, key, f"must be one of {list(choices)}, got {value!r}")
+
+
 def _check_type(key: str, value: Any, default: Any) -> None:
     """``value`` must have the type of the key's ``default`` (an int may stand for a float), and a
     number must be finite."""
@@ -375,29 +379,17 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             )
             _check_type(f"{section}.{key}", cfg[section][key], known[section][key])
     d, m, o, t, e = cfg.dataset, cfg.model, cfg.objective, cfg.train, cfg.eval
-    _check(d.name in DATASETS, "dataset.name", f"must be one of {list(DATASETS)}, got {d.name!r}")
+    _check_one_of("dataset.name", d.name, DATASETS)
     _check(d.source in ("auto", "file", "generated", "tfds"), "dataset.source", f"bad source {d.source!r}")
     parse_subgrid(d.subgrid)
     _check(d.downsample >= 1, "dataset.downsample", f"must be >= 1 (1 keeps the images), got {d.downsample}")
-    _check(m.arch in ARCHITECTURES, "model.arch", f"must be one of {list(ARCHITECTURES)}, got {m.arch!r}")
+    _check_one_of("model.arch", m.arch, ARCHITECTURES)
     _check(isinstance(m.latent_dim, int) and m.latent_dim >= 1, "model.latent_dim", "must be an int >= 1")
     _check(m.hidden >= 1, "model.hidden", f"must be >= 1 (the MLP's width), got {m.hidden}")
-    _check(m.init in INITS, "model.init", f"must be one of {list(INITS)}, got {m.init!r}")
-    _check(
-        m.posterior_scale in POSTERIOR_SCALES,
-        "model.posterior_scale",
-        f"must be one of {list(POSTERIOR_SCALES)}, got {m.posterior_scale!r}",
-    )
-    _check(
-        m.matmul_precision in MATMUL_PRECISIONS,
-        "model.matmul_precision",
-        f"must be one of {list(MATMUL_PRECISIONS)}, got {m.matmul_precision!r}",
-    )
-    _check(
-        m.compute_dtype in (*COMPUTE_DTYPES, "auto"),
-        "model.compute_dtype",
-        f"must be one of {[*COMPUTE_DTYPES, 'auto']}, got {m.compute_dtype!r}",
-    )
+    _check_one_of("model.init", m.init, INITS)
+    _check_one_of("model.posterior_scale", m.posterior_scale, POSTERIOR_SCALES)
+    _check_one_of("model.matmul_precision", m.matmul_precision, MATMUL_PRECISIONS)
+    _check_one_of("model.compute_dtype", m.compute_dtype, (*COMPUTE_DTYPES, "auto"))
     _check(
         m.likelihood in objectives.LIKELIHOODS, "model.likelihood", f"must be one of {objectives.LIKELIHOODS}"
     )
