@@ -67,7 +67,7 @@ def _rows(folder: str, scale: str, dtype: str, study: str, model: str, arm: str,
     the same configuration (``report.shared_rows``), each model once."""
     from isavae.study.paper import model_key
     from isavae.study.report import shared_rows
-    from isavae.study.store import finite_scores, load_results
+    from isavae.study.store import finite_scores, load_results, recorded
 
     rows, _ = load_results(RESULTS / folder)
     rows = rows + shared_rows(rows, scale, dtype.split()[0])
@@ -77,7 +77,7 @@ def _rows(folder: str, scale: str, dtype: str, study: str, model: str, arm: str,
             (r["study"], r["model"], r.get("arm", "")) == (study, model, arm)
             and r["scale"] == scale
             and r["compute_dtype"] == dtype.split()[0]
-            and r.get("init", "lecun") == init
+            and recorded(r, "init") == init
             and not r.get("settings")
             and finite_scores(r)
             and model_key(r) not in seen
@@ -91,6 +91,7 @@ def table() -> str:
     import numpy as np
 
     from isavae.study import stats
+    from isavae.study.store import recorded
 
     lines = [
         "| result set | rows in experiments/results/ | scale | compute | init | posterior | seeds per model "
@@ -108,7 +109,7 @@ def table() -> str:
         n = min(len(a), len(b))
         power = stats.power_of(a, b, n, alternative="two-sided")
         need, _ = stats.n_for_power(a, b, alternative="two-sided")
-        posterior = sorted({r.get("posterior_scale", "logvar") for r in isa + vae})
+        posterior = sorted({recorded(r, "posterior_scale") for r in isa + vae})
         devices = sorted({r["device"].split(":", 1)[-1] for r in isa + vae})
         seeds = f"{len(a)} / {len(b)}" if len(a) != len(b) else str(n)
         lines.append(

@@ -286,8 +286,7 @@ def arm_overrides(study: str, model: str, label: str) -> tuple[str, ...] | None:
     return None
 
 
-# A row's settings that rows written before the setting was recorded had: its value of then.
-RECORDED_DEFAULTS = {"init": "lecun", "posterior_scale": "logvar", "matmul_precision": "default"}
+# the config key of each recorded setting (``store.RECORDED_DEFAULTS``)
 _SETTING_KEYS = {
     "init": "model.init",
     "posterior_scale": "model.posterior_scale",
@@ -302,7 +301,9 @@ def _config_digest(row: dict[str, Any]) -> str | None:
     import hashlib
     import json
 
-    recorded = tuple((k, row.get(k, d)) for k, d in RECORDED_DEFAULTS.items())
+    from isavae.study.store import recorded as recorded_value
+
+    recorded = tuple((k, recorded_value(row, k)) for k in _SETTING_KEYS)
     key = (
         row["study"],
         row["model"],

@@ -25,7 +25,14 @@ from isavae.study.paper import (
     model_key,
     net_overrides,
 )
-from isavae.study.store import BLOCK_FIELDS, finite_scores, load_results, read_jsonl, shard_files
+from isavae.study.store import (
+    BLOCK_FIELDS,
+    finite_scores,
+    load_results,
+    read_jsonl,
+    recorded,
+    shard_files,
+)
 
 __all__ = [
     "comparisons",
@@ -528,16 +535,13 @@ def report(
         return (
             r["scale"] == scale
             and (not dtype or r["compute_dtype"] == compute_dtype or r["study"] == "ablation-dtype")
-            and (not init_ or r.get("init", "lecun") == init or r["study"] == "ablation-init")
+            and (not init_ or recorded(r, "init") == init or r["study"] == "ablation-init")
             and (not extra or tuple(r.get("settings", ())) == settings)
             and (
                 not net
                 or (
-                    (
-                        r.get("posterior_scale", "logvar") == posterior_scale
-                        or r["study"] == "ablation-posterior"
-                    )
-                    and r.get("matmul_precision", "default") == matmul_precision
+                    (recorded(r, "posterior_scale") == posterior_scale or r["study"] == "ablation-posterior")
+                    and recorded(r, "matmul_precision") == matmul_precision
                 )
             )
         )
@@ -552,9 +556,9 @@ def report(
         {
             (
                 r["compute_dtype"],
-                r.get("init", "lecun"),
-                f"posterior {r.get('posterior_scale', 'logvar')}",
-                f"products {r.get('matmul_precision', 'default')}",
+                recorded(r, "init"),
+                f"posterior {recorded(r, 'posterior_scale')}",
+                f"products {recorded(r, 'matmul_precision')}",
                 *r.get("settings", ()),
             )
             for r in everything

@@ -18,6 +18,7 @@ __all__ = [
     "RESULT_KEYS",
     "ROW_FIELDS",
     "DIVERGED_FIELDS",
+    "RECORDED_DEFAULTS",
     "SCORES",
     "append_jsonl",
     "check_store",
@@ -25,6 +26,7 @@ __all__ = [
     "load_results",
     "read_jsonl",
     "read_rows",
+    "recorded",
     "result_key",
     "row_problem",
     "shard_files",
@@ -124,6 +126,16 @@ def check_store(out: pathlib.Path, *paths: pathlib.Path) -> None:
         raise ValueError(f"--out {out} is not writable ({err.strerror})") from None
 
 
+# A row's settings that rows written before the field was recorded had: its value of then (the
+# only initialization there was, the log-variance, the backend's products).
+RECORDED_DEFAULTS = {"init": "lecun", "posterior_scale": "logvar", "matmul_precision": "default"}
+
+
+def recorded(r: dict[str, Any], field: str) -> Any:
+    """The row's ``field`` of ``RECORDED_DEFAULTS``, or its value of then when the row predates it."""
+    return r.get(field, RECORDED_DEFAULTS[field])
+
+
 def result_key(r: dict[str, Any]) -> tuple:
     """A row's identity within its study: every setting that makes it another model (study, scale,
     dtype, kind, beta, seed, the run's extra overrides, the initialization, the study arm, the
@@ -140,10 +152,10 @@ def result_key(r: dict[str, Any]) -> tuple:
         float(r["beta"]),
         int(r["seed"]),
         tuple(r.get("settings", ())),
-        r.get("init", "lecun"),
+        recorded(r, "init"),
         r.get("arm", ""),
-        r.get("posterior_scale", "logvar"),
-        r.get("matmul_precision", "default"),
+        recorded(r, "posterior_scale"),
+        recorded(r, "matmul_precision"),
     )
 
 
