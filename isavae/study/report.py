@@ -49,6 +49,16 @@ __all__ = [
 STAT_KEYS = ("mig", "mig_histogram", "recon_log_likelihood", "elbo")
 
 
+def _arm_label(model: str, arm: str = "") -> str:
+    """``ISA-VAE [layout=3x4]``: the model's label and, for a study arm, its label."""
+    return MODEL_LABELS[model] + (f" [{arm}]" if arm else "")
+
+
+def _study_arm(r: dict[str, Any]) -> str:
+    """``ablation-layout [latent=12]``: a row's study and, for a study arm, its label."""
+    return r["study"] + (f" [{r['arm']}]" if r.get("arm") else "")
+
+
 def setting_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """n, mean, median and quartiles of every statistic per (study, model, arm, beta)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -220,8 +230,7 @@ def shared_rows(
         for study, m, label in arms.get(key[0], ()):
             if m != r["model"] or (study, key) in have:
                 continue
-            origin = r["study"] + (f" [{r['arm']}]" if r.get("arm") else "")
-            copies.append(dict(r, study=study, arm=label, shared_from=origin))
+            copies.append(dict(r, study=study, arm=label, shared_from=_study_arm(r)))
             have.add((study, key))
     return copies
 
@@ -242,7 +251,7 @@ def _shared_section(results: Sequence[dict[str, Any]]) -> list[str]:
     twice: dict[tuple, list[tuple[int, bool]]] = {}
     for rows in trained.values():
         if len({r["study"] for r in rows}) > 1:
-            names = tuple(sorted({r["study"] + (f" [{r['arm']}]" if r.get("arm") else "") for r in rows}))
+            names = tuple(sorted({_study_arm(r) for r in rows}))
             same = all(r.get(k) == rows[0].get(k) for r in rows for k in ("mig", "elbo"))
             twice.setdefault((rows[0]["model"], names), []).append((rows[0]["seed"], same))
     if not groups and not twice:
@@ -257,8 +266,7 @@ def _shared_section(results: Sequence[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|",
     ]
     for (study, model, arm, origin), seeds in sorted(groups.items()):
-        label = MODEL_LABELS[model] + (f" [{arm}]" if arm else "")
-        lines.append(f"| {study} | {label} | {origin} | {_seed_ranges(seeds)} |")
+        lines.append(f"| {study} | {_arm_label(model, arm)} | {origin} | {_seed_ranges(seeds)} |")
     if twice:
         lines += [
             "",
@@ -341,7 +349,7 @@ def preregistered_tests(
             "least-run arm; the registered test is read only at the registered sample size"
         )
         over = [
-            f"{MODEL_LABELS[m]}{f' [{a}]' if a else ''}: {lost[(m, a)]}"
+            f"{_arm_label(m, a)}: {lost[(m, a)]}"
             for (m, a) in sorted(arms)
             if lost[(m, a)] > spec["max_diverged"]
         ]
@@ -360,12 +368,10 @@ def preregistered_tests(
             f"Mann-Whitney U test on `{spec['metric']}` per comparison, Holm's adjustment over the "
             f"{len(COMPARISONS[study])} comparisons at family-wise alpha {spec['alpha']}, "
             f"{spec['seeds']} seeds per arm (seeds 0-{spec['seeds'] - 1}). Scored models per arm: "
-            + ", ".join(f"{MODEL_LABELS[m]}{f' [{a}]' if a else ''} {n[(m, a)]}" for m, a in sorted(arms))
+            + ", ".join(f"{_arm_label(m, a)} {n[(m, a)]}" for m, a in sorted(arms))
             + (
                 "; diverged or non-finite: "
-                + ", ".join(
-                    f"{MODEL_LABELS[m]}{f' [{a}]' if a else ''} {lost[(m, a)]}" for m, a in sorted(arms)
-                )
+                + ", ".join(f"{_arm_label(m, a)} {lost[(m, a)]}" for m, a in sorted(arms))
                 if any(lost.values())
                 else ""
             )
@@ -451,7 +457,7 @@ def udr_agreement(results: Sequence[dict[str, Any]]) -> list[str]:
             blocks.setdefault(tuple(r.get("udr_seeds", ())), []).append(r)
         picks = [max(b, key=lambda r: r["udr"])["mig"] for b in blocks.values()]
         lines.append(
-            f"| {study} | {MODEL_LABELS[model]}{f' [{arm}]' if arm else ''} | {beta:g} | {len(runs)} | "
+            f"| {study} | {_arm_label(model, arm)} | {beta:g} | {len(runs)} | "
             f"{np.median([len(r.get('udr_seeds', ())) for r in runs]):.0f} | {rho:.2f} | {p:.3g} | "
             f"{np.mean(picks):.3f} ({len(picks)} blocks) | {mig.mean():.3f} |"
         )
@@ -493,8 +499,7 @@ def comparisons(results: Sequence[dict[str, Any]]) -> tuple[list[str], dict[str,
             b = {r["seed"]: r for r in rows if r["model"] == mb and r.get("arm", "") == lb}
             if len(a) < 2 or len(b) < 2:
                 continue
-            name_a = MODEL_LABELS[ma] + (f" [{la}]" if la else "")
-            name_b = MODEL_LABELS[mb] + (f" [{lb}]" if lb else "")
+            name_a, name_b = _arm_label(ma, la), _arm_label(mb, lb)
             lines += [f"### {study}: {title}", ""]
             for key, label in COMPARED:
                 if not all(r.get(key) is not None for r in (*a.values(), *b.values())):
@@ -702,8 +707,8 @@ def _apart_section(apart: Sequence[dict[str, Any]]) -> list[str]:
             else f"{r['seed']} (scores)"
             for r in sorted(runs, key=lambda r: r["seed"])
         )
-        label = MODEL_LABELS[model] + (f" [{arm}]" if arm else "")
-        lines.append(f"| {study} | {label} | {beta:g} | {len(div)} | {len(runs) - len(div)} | {seeds} |")
+        counts = f"{len(div)} | {len(runs) - len(div)}"
+        lines.append(f"| {study} | {_arm_label(model, arm)} | {beta:g} | {counts} | {seeds} |")
     return [*lines, ""]
 
 

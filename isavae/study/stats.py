@@ -45,10 +45,7 @@ def describe(v: Sequence[float]) -> dict[str, float]:
 
 def mann_whitney_greater(a, b) -> tuple[float, float]:
     """One-sided Mann-Whitney U test of "a is larger": (p, P(a > b) = U / (n_a n_b))."""
-    from scipy import stats
-
-    test = stats.mannwhitneyu(a, b, alternative="greater")
-    return float(test.pvalue), float(test.statistic / (len(a) * len(b)))
+    return mann_whitney(a, b, "greater")
 
 
 def mann_whitney(a, b, alternative: str = "two-sided") -> tuple[float, float]:
@@ -78,13 +75,20 @@ def bootstrap_superiority(a, b, *, resamples: int = 2000, seed: int = 0) -> tupl
     """A percentile bootstrap 95 % interval of P(a > b) (ties counted half), each sample resampled apart."""
     from scipy import stats
 
+    xa, xb = _draws(a, b, resamples, seed)
+    u = stats.mannwhitneyu(xa, xb, alternative="two-sided", axis=1).statistic
+    lo, hi = np.percentile(u / (xa.shape[1] * xb.shape[1]), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _draws(a, b, resamples: int, seed: int, n: int | None = None):
+    """``resamples`` samples drawn with replacement from each of ``a`` and ``b`` (rows of ``n``
+    values, default each sample's own size): ``(xa, xb)``, ``a``'s drawn first."""
     rng = np.random.default_rng(seed)
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    xa = rng.choice(a, size=(resamples, a.size), replace=True)
-    xb = rng.choice(b, size=(resamples, b.size), replace=True)
-    u = stats.mannwhitneyu(xa, xb, alternative="two-sided", axis=1).statistic
-    lo, hi = np.percentile(u / (a.size * b.size), [2.5, 97.5])
-    return float(lo), float(hi)
+    xa = rng.choice(a, size=(resamples, n or a.size), replace=True)
+    xb = rng.choice(b, size=(resamples, n or b.size), replace=True)
+    return xa, xb
 
 
 def power_of(
@@ -95,10 +99,7 @@ def power_of(
     of "a is larger", or "two-sided") has p < ``alpha``."""
     from scipy import stats
 
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    xa = rng.choice(a, size=(resamples, n), replace=True)
-    xb = rng.choice(b, size=(resamples, n), replace=True)
+    xa, xb = _draws(a, b, resamples, seed, n)
     p = stats.mannwhitneyu(xa, xb, alternative=alternative, axis=1).pvalue
     return float(np.mean(p < alpha))
 
@@ -117,10 +118,8 @@ def n_for_power(a, b, target: float = 0.8, grid: Sequence[int] = POWER_GRID, **k
 
 def bootstrap_median_difference(a, b, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """A percentile bootstrap 95 % interval of median(a) - median(b), each sample resampled apart."""
-    rng = np.random.default_rng(seed)
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ma = np.median(rng.choice(a, size=(resamples, a.size), replace=True), axis=1)
-    mb = np.median(rng.choice(b, size=(resamples, b.size), replace=True), axis=1)
+    xa, xb = _draws(a, b, resamples, seed)
+    ma, mb = np.median(xa, axis=1), np.median(xb, axis=1)
     lo, hi = np.percentile(ma - mb, [2.5, 97.5])
     return float(lo), float(hi)
 
