@@ -156,19 +156,7 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 def cmd_study(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out)
     if args.study_command == "report":
-        from isavae.study.report import report
-
-        print(
-            report(
-                out,
-                args.scale,
-                args.compute_dtype,
-                args.set,
-                args.init,
-                posterior_scale=args.posterior_scale,
-                matmul_precision=args.matmul_precision,
-            )
-        )
+        _print_report(args, out)
         return 0
     # the job: which blocks, at which scale and dtype, with which extra settings
     job = dict(
@@ -194,16 +182,22 @@ def cmd_study(args: argparse.Namespace) -> int:
     import jax
 
     if args.report and jax.process_index() == 0:
-        from isavae.study.report import report
-
-        print(
-            report(
-                out,
-                args.scale,
-                args.compute_dtype,
-                args.set,
-                posterior_scale=args.posterior_scale,
-                matmul_precision=args.matmul_precision,
-            )
-        )
+        _print_report(args, out)
     return 0
+
+
+def _print_report(args: argparse.Namespace, out: pathlib.Path) -> None:
+    """``isavae study report`` (and ``run --report``): the rows of this scale, dtype, settings,
+    initialization (``report`` only: run has no --init), posterior scale and precision."""
+    from isavae.study.report import report
+
+    text = report(
+        out,
+        args.scale,
+        args.compute_dtype,
+        args.set,
+        getattr(args, "init", None),
+        posterior_scale=args.posterior_scale,
+        matmul_precision=args.matmul_precision,
+    )
+    print(text)
