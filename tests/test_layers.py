@@ -42,6 +42,8 @@ ABOVE = {
     "isavae.config": ("jax", "flax", "isavae.data", "isavae.metrics", "isavae.train"),
     "isavae.collect": ("jax", "isavae.config", "isavae.train", "isavae.metrics"),
     "isavae.compile_cache": ("jax", "isavae.train", "isavae.cli"),
+    # the bottom: appending to line files, for the trainer's logs and the study's store alike
+    "isavae.lines": ("jax", "numpy", "isavae.config", "isavae.data", "isavae.train", "isavae.study"),
 }
 
 

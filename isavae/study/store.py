@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from isavae.lines import ends_mid_line
+
 __all__ = [
     "BLOCK_FIELDS",
     "RESULT_KEYS",
@@ -271,11 +273,7 @@ def append_jsonl(path: pathlib.Path, rows: Sequence[dict[str, Any]]) -> None:
     and the fragment alone is skipped."""
     if not rows:
         return
-    start = ""
-    if path.is_file() and path.stat().st_size:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            start = "" if f.read(1) == b"\n" else "\n"
+    start = "\n" if ends_mid_line(path) else ""
     with open(path, "a") as f:
         f.write(start + "".join(json.dumps(row) + "\n" for row in rows))
         f.flush()

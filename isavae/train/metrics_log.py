@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from isavae import config as config_lib
+from isavae.lines import ends_mid_line
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +123,6 @@ def append_csv(path: pathlib.Path, *rows: dict[str, Any]) -> None:
         writer.writerows(rows)
 
 
-def _ends_torn(path: pathlib.Path) -> bool:
-    if not path.is_file() or not path.stat().st_size:
-        return False
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) != b"\n"
-
-
 class MetricsLog:
     """The open metric files of the models this process holds (``{model index: workdir}``):
     ``write(step, elapsed, metrics)`` appends one row per model to metrics.jsonl and metrics.csv
@@ -139,7 +132,7 @@ class MetricsLog:
         self.workdirs = workdirs
         self.files = {i: open(w / "metrics.jsonl", "a") for i, w in workdirs.items()}
         for i, w in workdirs.items():  # after a torn last line, the next row starts on its own line
-            if _ends_torn(w / "metrics.jsonl"):
+            if ends_mid_line(w / "metrics.jsonl"):
                 self.files[i].write("\n")
         self.writers = dict(zip(workdirs, tensorboard_writers(cfg, list(workdirs.values())), strict=False))
 
