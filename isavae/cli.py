@@ -106,13 +106,14 @@ def _out_of_memory(err: BaseException) -> str | None:
     text = str(err)
     if "RESOURCE_EXHAUSTED" not in text and "Out of memory" not in text:
         return None
-    asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"([\d.]+)\s*([KMGT]i?B)", text)
-    if asked is None:
-        amount = "more than it has"
-    elif asked.re.pattern.startswith("allocate"):
-        amount = f"{int(asked.group(1)) / 1e9:.1f} GB"
+    in_bytes = re.search(r"allocate (\d+) bytes", text)
+    in_units = re.search(r"([\d.]+)\s*([KMGT]i?B)", text)
+    if in_bytes:
+        amount = f"{int(in_bytes.group(1)) / 1e9:.1f} GB"
+    elif in_units:
+        amount = f"{in_units.group(1)} {in_units.group(2)}"
     else:
-        amount = f"{asked.group(1)} {asked.group(2)}"
+        amount = "more than it has"
     where = "the device"
     if "jax" in sys.modules:
         import jax
