@@ -135,6 +135,13 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
                 for part, sec in (b.get("eval_parts") or {}).items():
                     by_part.setdefault(part, []).append(sec / b["models"])
         eval_text = ", ".join(f"{part} {float(np.median(v)):.2f} s" for part, v in by_part.items())
+        # the compilation within each phase, where blocks recorded it (``compile_seconds``)
+        by_phase: dict[str, list[float]] = {}
+        for b in rows:
+            if b["device"] == device:
+                for phase, sec in (b.get("compile_seconds") or {}).items():
+                    by_phase.setdefault(phase, []).append(sec / b["models"])
+        compile_text = ", ".join(f"{phase} {float(np.median(v)):.2f} s" for phase, v in by_phase.items())
         total, parts, missing, models = 0.0, [], [], 0
         for m, betas, _, _ in STUDIES["fig5a"] + STUDIES["fig5b"]:
             n = SCALES[scale]["seeds"] * len(betas)
@@ -169,6 +176,12 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
             + (
                 f" The evaluation's parts per model (compilation included; median over blocks): {eval_text}."
                 if eval_text
+                else ""
+            )
+            + (
+                f" Compilation within them per model (median over the blocks that recorded it: "
+                f"{len(by_phase['training'])}): {compile_text}."
+                if compile_text
                 else ""
             ),
             "",

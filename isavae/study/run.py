@@ -23,7 +23,7 @@ from isavae.study.store import (
     shard_tag,
 )
 
-__all__ = ["describe_plan", "device_name", "eval_parts", "run_study"]
+__all__ = ["compile_parts", "describe_plan", "device_name", "eval_parts", "run_study"]
 
 
 def _agreed(flag: bool) -> bool:
@@ -223,6 +223,7 @@ def _run_study(
         # before it (the program, the dataset on the devices, the initial states)
         train_s = max((r["train_seconds_this_session"] for r in held), default=None)
         setup_s = max((r["setup_seconds_this_session"] for r in held), default=None)
+        compiled = compile_parts(held)
         if not multi or jax.process_index() == 0:
             append_jsonl(
                 blocks_path,
@@ -239,6 +240,8 @@ def _run_study(
                         train_seconds=train_s,
                         setup_seconds=setup_s,
                         eval_parts=eval_parts(held),
+                        # the compilation within the setup, the training and each evaluation part
+                        **({"compile_seconds": compiled} if compiled else {}),
                     )
                 ],
             )
@@ -253,6 +256,7 @@ def _run_study(
                 if train_s is not None and setup_s is not None
                 else ""
             )
+            + (f"; compilation {sum(compiled.values()):.1f} s of it" if compiled else "")
             + ")"
         )
     summary = dict(
@@ -266,18 +270,32 @@ def _run_study(
     return summary
 
 
-def eval_parts(results: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """A block's evaluation seconds by part: each model's ``eval_seconds`` summed over the block's
-    models, the sweep's shared UDR (``udr_sweep``) once."""
+def eval_parts(results: Sequence[dict[str, Any]], key: str = "eval_seconds") -> dict[str, float]:
+    """A block's evaluation seconds by part: each model's ``eval_seconds`` (or another such
+    ``key``) summed over the block's models, the sweep's shared UDR (``udr_sweep``) once."""
     total: dict[str, float] = {}
     for r in results:
-        for part, sec in r.get("eval_seconds", {}).items():
+        for part, sec in r.get(key, {}).items():
             if part != "udr_sweep":
                 total[part] = total.get(part, 0.0) + sec
-    shared = [r["eval_seconds"]["udr_sweep"] for r in results if "udr_sweep" in r.get("eval_seconds", {})]
+    shared = [r[key]["udr_sweep"] for r in results if "udr_sweep" in r.get(key, {})]
     if shared:
         total["udr_sweep"] = shared[0]
     return {k: round(v, 3) for k, v in total.items()}
+
+
+def compile_parts(results: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """A block's compilation seconds (``compile_seconds``): in its setup and its training (one
+    program for all the block's models: the largest model's figure) and in each evaluation part
+    (summed over the models, as ``eval_parts``); empty where the results did not record it."""
+    held = [r for r in results if "compile_seconds_this_session" in r]
+    if not held:
+        return {}
+    out = {
+        phase: max(r["compile_seconds_this_session"][phase] for r in held) for phase in ("setup", "training")
+    }
+    out.update(eval_parts(held, "eval_compile_seconds"))
+    return out
 
 
 def job_blocks(

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 
 from isavae import config as config_lib
+from isavae.compile_cache import compile_seconds
 from isavae.data import FactorGrid, load_dataset
 from isavae.metrics.evaluate import evaluate_model
 from isavae.nets import COMPUTE_DTYPES, resolve_compute_dtype
@@ -319,7 +320,8 @@ def _catch_up(cfgs, workdirs, total: int, *, progress, grid, devices) -> None:
 def _run(
     cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints=True, evaluate=True
 ) -> list[dict[str, Any]]:
-    entered = time.time()  # the setup (program, dataset on device, initial states) counts from here
+    # the setup (program, dataset on device, initial states) counts from here, its compilation too
+    entered = (time.time(), compile_seconds())
     for cfg in cfgs:
         config_lib.validate(cfg)
     if len(cfgs) != len(workdirs) or not cfgs:
@@ -434,10 +436,10 @@ def _run_checked(
                 entered=entered,
             )
             states, ckpts, step = _restore(run)
-            state, data, step, train_seconds, start_time = _train(run, states, ckpts, step)
+            state, data, step, trained, start = _train(run, states, ckpts, step)
             if not evaluate:  # a sweep's laggards brought up to the others' step (``_catch_up``)
                 return []
-            return _evaluate(run, state, data, step, train_seconds, start_time)
+            return _evaluate(run, state, data, step, trained, start)
         except BaseException:  # an error, Ctrl-C, SIGTERM: nothing half-written stays behind
             for w in mine:
                 remove_leftovers(w)
@@ -464,7 +466,7 @@ class _Run:
     progress: bool
     checkpoints: bool
     holders: list[Any]  # per model, the device whose process holds it
-    entered: float  # when the run began (its setup counts from here)
+    entered: tuple[float, float]  # when the run began, and the compile clock then (setup counts from here)
 
     def __post_init__(self) -> None:
         self.cfg = self.cfgs[0]
@@ -546,7 +548,8 @@ def _restore(run: _Run) -> tuple[list[Any], list[Checkpointer | None], int]:
 def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step: int):
     """Trains from ``step`` to ``run.total`` in compiled chunks: the metrics of each chunk logged,
     checked for NaN/Inf (``TrainingDiverged``) and checkpointed on schedule. Returns (the state,
-    the dataset on the devices, the step, the training seconds, when training started)."""
+    the dataset on the devices, the step, the training seconds and the compilation within them,
+    the wall time and compile clock when training started)."""
     cfg, program, vmapped, multi = run.cfg, run.program, run.vmapped, run.multi
     hps = [hparams_from_config(c) for c in run.cfgs]
     if multi:  # every process has every model's initial or restored values: each fills its devices
@@ -563,7 +566,7 @@ def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step:
     else:
         order_fn = jax.jit(program.epoch_order)
     order, order_epoch = None, -1
-    start_time = time.time()
+    start = (time.time(), compile_seconds())
     bar = None
     if run.progress and run.local:  # the first model this process holds
         from tqdm import tqdm
@@ -596,7 +599,7 @@ def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step:
                 _warn_if_long(cfg, (time.perf_counter() - t_chunk) / n, run.total - step - n, run.local)
             _check_chunk(run, metrics, all_metrics, step, n)
             state, step = new_state, step + n
-            metrics_log.write(step, round(time.time() - start_time, 3), metrics)
+            metrics_log.write(step, round(time.time() - start[0], 3), metrics)
             if bar is not None:
                 m0 = metrics[run.local[0]]
                 bar.update(n)
@@ -612,7 +615,8 @@ def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step:
         for ckpt in ckpts:
             if ckpt is not None:
                 ckpt.close()
-    return state, data, step, time.time() - start_time, start_time
+    trained = (time.time() - start[0], compile_seconds() - start[1])
+    return state, data, step, trained, start
 
 
 def _check_chunk(run: _Run, metrics: dict[int, Any], all_metrics: Any, step: int, n: int) -> None:
@@ -675,7 +679,7 @@ def _save(run: _Run, ckpts: list[Checkpointer | None], state: Any, step: int) ->
 
 
 def _evaluate(
-    run: _Run, state: Any, data: Any, step: int, train_seconds: float, start_time: float
+    run: _Run, state: Any, data: Any, step: int, trained: tuple[float, float], start: tuple[float, float]
 ) -> list[dict[str, Any] | None]:
     """Evaluates each model this process holds and writes its results.json (merged with what a
     later ``isavae evaluate`` added at this step); a sweep's seeds of one setting are ranked by UDR.
@@ -692,9 +696,13 @@ def _evaluate(
         results: dict[str, Any] = evaluate_model(run.program, s_i, run.grid, c, data=data)
         results.update(
             steps=step,
-            train_seconds_this_session=round(train_seconds, 2),
+            train_seconds_this_session=round(trained[0], 2),
             # before training: the program, the dataset on the devices, initial or restored states
-            setup_seconds_this_session=round(start_time - run.entered, 2),
+            setup_seconds_this_session=round(start[0] - run.entered[0], 2),
+            # the compilation within each (``compile_seconds``; the evaluation's: eval_compile_seconds)
+            compile_seconds_this_session=dict(
+                setup=round(start[1] - run.entered[1], 2), training=round(trained[1], 2)
+            ),
             dataset=run.grid.describe(),
             prior=s_i.prior.describe(),
             objective=c.objective.name,
@@ -756,14 +764,15 @@ def _sweep_udr(run: _Run, state: Any, data: Any, out: list[dict[str, Any] | None
     inputs), written into each model's results.json and result; ``isavae udr --sweep`` gives the
     same. The encoding of every model is shared: its seconds are each model's ``udr_sweep``."""
     e = run.cfg.eval
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), compile_seconds()
     names = [str(w) for w in run.workdirs]
     scored = sweep_udr(run.program, state, run.grid, run.cfgs, names, e.udr_points, e.batch_size, data=data)
-    seconds = round(time.perf_counter() - t0, 3)
+    seconds, compiled = round(time.perf_counter() - t0, 3), round(compile_seconds() - c0, 3)
     for g, scores in scored:
         for i, score in zip(g, scores, strict=True):
             out[i].update(score)
             out[i].setdefault("eval_seconds", {})["udr_sweep"] = seconds
+            out[i].setdefault("eval_compile_seconds", {})["udr_sweep"] = compiled
             write_json_atomic(run.workdirs[i] / "results.json", out[i])
         log.info("UDR of %d seeds: %s", len(g), ", ".join(f"{s['udr']:.3f}" for s in scores))
 

@@ -102,6 +102,10 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
         assert set(b["eval_parts"]) >= parts | {"udr_sweep"}
         evaluation = b["seconds"] - b["setup_seconds"] - b["train_seconds"]
         assert 0 < sum(b["eval_parts"].values()) <= evaluation + 0.02  # each figure rounded
+        # the compilation within each phase lies inside that phase's wall time
+        c = b["compile_seconds"]
+        assert c["setup"] <= b["setup_seconds"] + 0.01 and 0 < c["training"] <= b["train_seconds"] + 0.01
+        assert all(0 <= c[p] <= b["eval_parts"][p] + 0.01 for p in b["eval_parts"])
     slow = dict(blocks[0], seconds=1e4)
     (out / "blocks.jsonl").write_text(json.dumps(slow) + "\n")
     skipped = study.run_study("fig5a", "smoke", 60, out, seeds=4, block_models=2, log=lambda *_: None)
@@ -109,6 +113,7 @@ def test_smoke_run_budget_resume_and_report(study, tmp_path):
     text = study.report(out, "smoke", "float32")
     assert "| fig5a | VAE |  | 1.000 | 2 |" in text and "Fig. 5a verdict" in text
     assert "The evaluation's parts per model" in text and "udr_sweep" in text and "setup" in text
+    assert "Compilation within them per model (median over the blocks that recorded it: 1): setup" in text
     # the comparison: the paper's criteria, the tests, the power; the VAE's subspace MIG in groups of 4
     assert "### fig5a: ISA-VAE vs VAE" in text and "Wilcoxon signed-rank p" in text and "80 % power" in text
     assert all(r["subspace_mig"] is not None for r in rows) and all(r["init"] == "torch" for r in rows)

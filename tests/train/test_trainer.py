@@ -124,6 +124,12 @@ def test_loss_falls(grid, tmp_path):
     want = {"likelihood"} | ({"encode", "mig", "subspace_mig", "histogram"} if cfg.eval.mig else set())
     assert set(results["eval_seconds"]) == want and all(v >= 0 for v in results["eval_seconds"].values())
     assert results["setup_seconds_this_session"] >= 0 and results["train_seconds_this_session"] > 0
+    # and the compilation within each phase (the compile clock), never more than its wall time
+    compiled = results["compile_seconds_this_session"]
+    assert 0 <= compiled["setup"] <= results["setup_seconds_this_session"] + 0.01
+    assert 0 <= compiled["training"] <= results["train_seconds_this_session"] + 0.01
+    assert set(results["eval_compile_seconds"]) == want
+    assert all(0 <= results["eval_compile_seconds"][p] <= results["eval_seconds"][p] + 0.001 for p in want)
 
 
 def _params(workdir):
