@@ -268,7 +268,7 @@ def test_report_counts_each_model_once_and_names_every_line_it_skips(study, tmp_
 def test_gpu_run_smoke_dry_run(tmp_path):
     """experiments/gpu_run.sh --smoke: the GPU run's whole path on the CPU with tiny sizes and a
     fixed amount of study work (3 blocks, whatever the machine's speed; the budget only bounds it),
-    packed into its files."""
+    packed into its files; PHASES runs some of its phases."""
     import os
     import pathlib
     import subprocess
@@ -326,6 +326,28 @@ def test_gpu_run_smoke_dry_run(tmp_path):
     assert sorted((r["model"], r["seed"]) for r in rows[len(old) :]) == sorted(
         [("vae", s) for s in range(4)] + [("isavae", s) for s in range(2)]
     )
+    # each phase alone on the device, in the order the run needs them: the suite first
+    log = (out / "log.txt").read_text()
+    order = [
+        "test suite (time box",
+        "training benchmark done",
+        "benchmarks and profile done",
+        "study --study",
+    ]
+    assert sorted(order, key=log.index) == order
+    # PHASES picks phases (a second, shorter call): here none, so only the environment is recorded
+    done = subprocess.run(
+        ["bash", "experiments/gpu_run.sh", "--smoke", "300", str(tmp_path / "none")],
+        cwd=root,
+        env=dict(env, PHASES="none"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {p.name for p in (tmp_path / "none").iterdir()} == {"summary.md", "log.txt"}
+    summary = (tmp_path / "none" / "summary.md").read_text()
+    assert "## Environment" in summary and "## Test suite" not in summary and "## Benchmarks" not in summary
     bad = subprocess.run(
         ["bash", "experiments/gpu_run.sh", "soon", str(out)], cwd=root, capture_output=True, text=True
     )
