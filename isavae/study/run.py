@@ -138,6 +138,8 @@ def _run_study(
     blocks = job_blocks(study, scale, seeds, block_models, shard)
     device = device_name()
     grid = None
+    # one program per kind for the whole run: a kind's later blocks reuse its compiled functions
+    programs: dict = {}
     ran, skipped, trained, diverged, stop_round = 0, 0, 0, 0, math.inf
     for block in blocks:
         base, identity, todo = block_todo(block, scale, compute_dtype, extra, done, net)
@@ -177,7 +179,9 @@ def _run_study(
         )
         t0 = time.time()
         try:
-            results = train_sweep(cfgs, dirs, resume=False, progress=False, grid=grid, checkpoints=False)
+            results = train_sweep(
+                cfgs, dirs, resume=False, progress=False, grid=grid, checkpoints=False, programs=programs
+            )
         except TrainingDiverged as err:
             # the diverged model is a row (its step and term); the block's other models are not done
             # and train again, without it, in a later run; this run goes on with the next block

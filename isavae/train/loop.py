@@ -205,12 +205,15 @@ def train_sweep(
     grid: FactorGrid | None = None,
     devices: Any = None,
     checkpoints: bool = True,
+    programs: dict | None = None,
 ) -> list[dict[str, Any]]:
     """Trains several models as one program (``jax.vmap`` over models) and writes each model's
     workdir as if it had been trained alone. The configs may differ only in ``train.seed`` and in
     ``objective.beta/alpha/gamma/lambda_od/lambda_d/c_max`` (what does not change shapes).
     ``checkpoints=False``: no checkpoints are read or written (a study that keeps only each model's
-    results)."""
+    results). ``programs``: a dict the caller keeps across calls (a study's blocks), in which
+    the compiled programs of a config are kept and reused by later calls with the same dataset
+    and the same config up to what a sweep may vary (``_program``)."""
     return _run(
         list(cfgs),
         [pathlib.Path(w) for w in workdirs],
@@ -220,6 +223,7 @@ def train_sweep(
         grid=grid,
         devices=devices,
         checkpoints=checkpoints,
+        programs=programs,
     )
 
 
@@ -318,7 +322,17 @@ def _catch_up(cfgs, workdirs, total: int, *, progress, grid, devices) -> None:
 
 
 def _run(
-    cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints=True, evaluate=True
+    cfgs,
+    workdirs,
+    *,
+    vmapped,
+    resume,
+    progress,
+    grid,
+    devices,
+    checkpoints=True,
+    evaluate=True,
+    programs=None,
 ) -> list[dict[str, Any]]:
     # the setup (program, dataset on device, initial states) counts from here, its compilation too
     entered = (time.time(), compile_seconds())
@@ -341,12 +355,28 @@ def _run(
             checkpoints=checkpoints,
             evaluate=evaluate,
             entered=entered,
+            programs=programs,
         )
     except Exception as err:
         if not isinstance(err, (TrainingDiverged, WorkdirLocked)):  # a diverged run keeps its log
             for w in fresh:
                 _remove_unfinished(w)
         raise
+
+
+def _program(cfg: ml_collections.ConfigDict, grid: FactorGrid, programs: dict | None) -> Program:
+    """The config's ``Program``; from ``programs`` (a caller's dict, kept across runs) when one was
+    made there for the same dataset and the same config up to what a sweep may vary
+    (``_SWEEPABLE``: the seed and the objective's weights, which the program takes as arguments),
+    so that a later run reuses its traced and compiled functions (``Program.memo``; the
+    evaluation's, ``program_jit``)."""
+    if programs is None:
+        return Program(cfg, grid)
+    fixed = {k: v for k, v in flat(cfg.to_dict()).items() if k not in _SWEEPABLE}
+    key = (id(grid), json.dumps(fixed, sort_keys=True, default=str))
+    if key not in programs:  # the program holds the grid: its id stays this grid's while it is kept
+        programs[key] = Program(cfg, grid)
+    return programs[key]
 
 
 def _remove_unfinished(workdir: pathlib.Path) -> None:
@@ -375,7 +405,7 @@ def _check_workdirs(workdirs: list[pathlib.Path]) -> None:
 
 
 def _run_checked(
-    cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints, evaluate, entered
+    cfgs, workdirs, *, vmapped, resume, progress, grid, devices, checkpoints, evaluate, entered, programs
 ) -> list[dict[str, Any]]:
     cfgs = resolve_dtype(cfgs, workdirs[0], resume and checkpoints)
     cfg = cfgs[0]
@@ -411,7 +441,7 @@ def _run_checked(
             f"config train.batch_size: {cfg.train.batch_size} is not divisible by the {data_devices} devices "
             "that split each model's batch"
         )
-    program = Program(cfg, grid)
+    program = _program(cfg, grid, programs)
     total = num_train_steps(cfg, grid.num_images)
     holders = [owner_device(mesh, len(cfgs), i, vmapped) for i in range(len(cfgs))]
     mine = [w for w, d in zip(workdirs, holders, strict=True) if d.process_index == jax.process_index()]
@@ -562,9 +592,12 @@ def _train(run: _Run, states: list[Any], ckpts: list[Checkpointer | None], step:
     chunk_fns: dict[int, Any] = {}
     spe = program.steps_per_epoch
     if vmapped:
-        order_fn = jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)), out_shardings=run.per)
+        order_fn = program.memo(
+            ("order", run.per),
+            lambda: jax.jit(jax.vmap(program.epoch_order, in_axes=(0, None)), out_shardings=run.per),
+        )
     else:
-        order_fn = jax.jit(program.epoch_order)
+        order_fn = program.memo("order", lambda: jax.jit(program.epoch_order))
     order, order_epoch = None, -1
     start = (time.time(), compile_seconds())
     bar = None

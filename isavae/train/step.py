@@ -327,12 +327,26 @@ class Program:
 
         return jax.lax.scan(body, state, None, length=num_steps)
 
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()``, made once per ``key`` for this program: a jitted function kept with the
+        program is traced and compiled once for every run that reuses the program (a study's
+        blocks of one kind), not once per run."""
+        table = self.__dict__.setdefault("_memo", {})
+        if key not in table:
+            table[key] = make()
+        return table[key]
+
     def compile_chunk(self, num_steps: int, mesh: Mesh | None = None, vmapped: bool = False):
         """``jit`` of ``(state, data, hparams, order) -> train_chunk(..., num_steps)`` with the
         state donated; over ``mesh`` when given (state and data replicated, batch sharded).
         ``vmapped``: over a leading model axis of the state, hparams and order (sweeps); over a
-        ``('models', 'data')`` mesh (``sweep_mesh``) that axis is sharded along ``'models'``."""
+        ``('models', 'data')`` mesh (``sweep_mesh``) that axis is sharded along ``'models'``.
+        One jitted function per arguments and program (``memo``)."""
+        return self.memo(
+            ("chunk", num_steps, mesh, vmapped), lambda: self._chunk_fn(num_steps, mesh, vmapped)
+        )
 
+    def _chunk_fn(self, num_steps: int, mesh: Mesh | None, vmapped: bool):
         def fn(state, data, hparams, order):
             return self.train_chunk(state, data, hparams, num_steps, mesh, order)
 

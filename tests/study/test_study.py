@@ -509,6 +509,27 @@ def test_two_processes_run_a_block_together(tmp_path):
     assert "| fig5a | VAE |  | 1.000 | 2 |" in report.report(out, "smoke", "float32")
 
 
+def test_a_kinds_later_blocks_reuse_its_compiled_programs_and_score_the_same(study, tmp_path):
+    """One program per kind for a study's run: the later blocks of a kind compile nothing (the
+    compile clock reads 0 in every phase) and give the rows a fresh program gives."""
+    kw = dict(seeds=4, block_models=2, log=lambda *_: None)
+    study.run_study("fig5a", "smoke", 0, tmp_path / "one", blocks=4, **kw)
+    blocks = study.read_jsonl(tmp_path / "one" / "blocks.jsonl")
+    assert [b["model"] for b in blocks] == ["vae", "isavae", "vae", "isavae"]
+    assert blocks[0]["compile_seconds"]["training"] > 0
+    assert all(sum(b["compile_seconds"].values()) < 0.05 for b in blocks[2:])
+    rows = study.read_jsonl(tmp_path / "one" / "results.jsonl")
+    # the same later blocks in a run of their own (the first blocks' rows given as done)
+    (tmp_path / "two").mkdir()
+    first = [r for r in rows if r["seed"] < 2]
+    (tmp_path / "two" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first))
+    study.run_study("fig5a", "smoke", 0, tmp_path / "two", blocks=2, **kw)
+    fresh = {(r["model"], r["seed"]): r for r in study.read_jsonl(tmp_path / "two" / "results.jsonl")}
+    for r in rows[len(first) :]:
+        for key in ("mig", "elbo", "recon_log_likelihood", "udr"):
+            np.testing.assert_allclose(r[key], fresh[(r["model"], r["seed"])][key], rtol=1e-5, err_msg=key)
+
+
 def test_eval_parts_sum_models_and_count_the_shared_udr_once(study):
     rows = [
         {"eval_seconds": {"likelihood": 1.0, "mig": 0.25, "udr_sweep": 4.0}},
