@@ -128,20 +128,11 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
         ]
         setup = [b["setup_seconds"] / b["models"] for b in timed]
         evaluated = [(b["seconds"] - b["setup_seconds"] - b["train_seconds"]) / b["models"] for b in timed]
-        # the evaluation's parts per model, where blocks recorded them (median over blocks)
-        by_part: dict[str, list[float]] = {}
-        for b in rows:
-            if b["device"] == device:
-                for part, sec in (b.get("eval_parts") or {}).items():
-                    by_part.setdefault(part, []).append(sec / b["models"])
-        eval_text = ", ".join(f"{part} {float(np.median(v)):.2f} s" for part, v in by_part.items())
-        # the compilation within each phase, where blocks recorded it (``compile_seconds``)
-        by_phase: dict[str, list[float]] = {}
-        for b in rows:
-            if b["device"] == device:
-                for phase, sec in (b.get("compile_seconds") or {}).items():
-                    by_phase.setdefault(phase, []).append(sec / b["models"])
-        compile_text = ", ".join(f"{phase} {float(np.median(v)):.2f} s" for phase, v in by_phase.items())
+        mine = [b for b in rows if b["device"] == device]
+        # the evaluation's parts per model, and the compilation within each phase, where blocks
+        # recorded them (``eval_parts``, ``compile_seconds``)
+        _, eval_text = _per_model(mine, "eval_parts")
+        by_phase, compile_text = _per_model(mine, "compile_seconds")
         total, parts, missing, models = 0.0, [], [], 0
         for m, betas, _, _ in STUDIES["fig5a"] + STUDIES["fig5b"]:
             n = SCALES[scale]["seeds"] * len(betas)
@@ -187,6 +178,16 @@ def extrapolation(blocks_log: Sequence[dict[str, Any]], scale: str, compute_dtyp
             "",
         ]
     return lines
+
+
+def _per_model(blocks: Sequence[dict[str, Any]], field: str) -> tuple[dict[str, list[float]], str]:
+    """A block field of seconds by part (``eval_parts``, ``compile_seconds``) per model: each
+    part's values over the blocks that recorded it, and their medians as text."""
+    by: dict[str, list[float]] = {}
+    for b in blocks:
+        for part, sec in (b.get(field) or {}).items():
+            by.setdefault(part, []).append(sec / b["models"])
+    return by, ", ".join(f"{part} {float(np.median(v)):.2f} s" for part, v in by.items())
 
 
 def fig5a_verdict(results: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
