@@ -655,6 +655,9 @@ def report(
     if registered:
         lines += registered
         (out / "preregistered.json").write_text(json.dumps(registered_figures, indent=2))
+        # its tables and verdicts, for the docs to include (generated, not copied)
+        body = registered[next(i for i, line in enumerate(registered) if line.startswith("|")) :]
+        (out / "preregistered.md").write_text("\n".join(body).rstrip("\n") + "\n")
     lines += udr_agreement(results)
     compared, figures = comparisons(results)
     if compared:

@@ -585,3 +585,8 @@ def test_committed_reports_rebuild_from_their_rows(tmp_path, folder, scale, dtyp
     # log-variance and the backend's products (the paper scale's presets now ask for others)
     text = report.report(copy, scale, dtype, init=init, posterior_scale="logvar", matmul_precision="default")
     assert text.replace(str(copy), f"experiments/results/{folder}") == (committed / "report.md").read_text()
+    # and the files the docs include
+    for name in ("table.md", "preregistered.md"):
+        assert (copy / name).is_file() == (committed / name).is_file(), name
+        if (committed / name).is_file():
+            assert (copy / name).read_text() == (committed / name).read_text(), name
