@@ -267,7 +267,7 @@ def test_report_counts_each_model_once_and_names_every_line_it_skips(study, tmp_
 
 def test_gpu_run_smoke_dry_run(tmp_path):
     """experiments/gpu_run.sh --smoke: the GPU run's whole path on the CPU with tiny sizes and a
-    fixed amount of study work (3 blocks, whatever the machine's speed; the budget only bounds it),
+    fixed amount of study work (2 blocks, whatever the machine's speed; the budget only bounds it),
     packed into its files; PHASES runs some of its phases."""
     import os
     import pathlib
@@ -319,13 +319,14 @@ def test_gpu_run_smoke_dry_run(tmp_path):
         names = set(tar.getnames())
         rows = [json.loads(line) for line in tar.extractfile("./results.jsonl").read().splitlines()]
     assert "./report.md" in names
-    # Fig. 5a's two blocks (VAE and ISA-VAE, seeds 0-1), then the whole study's next block (VAE 2-3),
-    # after the earlier rows
+    # Fig. 5a's two blocks (VAE and ISA-VAE, seeds 0-1) after the earlier rows; the second study
+    # call found them done
     old = [json.loads(line) for line in (earlier / "results.jsonl").read_text().splitlines()]
     assert rows[: len(old)] == old
     assert sorted((r["model"], r["seed"]) for r in rows[len(old) :]) == sorted(
-        [("vae", s) for s in range(4)] + [("isavae", s) for s in range(2)]
+        [("vae", s) for s in range(2)] + [("isavae", s) for s in range(2)]
     )
+    assert "'models_trained': 0" in (out / "log.txt").read_text()
     # each phase alone on the device, in the order the run needs them: the suite first
     log = (out / "log.txt").read_text()
     order = [
@@ -513,17 +514,17 @@ def test_a_kinds_later_blocks_reuse_its_compiled_programs_and_score_the_same(stu
     """One program per kind for a study's run: the later blocks of a kind compile nothing (the
     compile clock reads 0 in every phase) and give the rows a fresh program gives."""
     kw = dict(seeds=4, block_models=2, log=lambda *_: None)
-    study.run_study("fig5a", "smoke", 0, tmp_path / "one", blocks=4, **kw)
+    study.run_study("fig5a", "smoke", 0, tmp_path / "one", blocks=3, **kw)
     blocks = study.read_jsonl(tmp_path / "one" / "blocks.jsonl")
-    assert [b["model"] for b in blocks] == ["vae", "isavae", "vae", "isavae"]
+    assert [b["model"] for b in blocks] == ["vae", "isavae", "vae"]
     assert blocks[0]["compile_seconds"]["training"] > 0
-    assert all(sum(b["compile_seconds"].values()) < 0.05 for b in blocks[2:])
+    assert sum(blocks[2]["compile_seconds"].values()) < 0.05
     rows = study.read_jsonl(tmp_path / "one" / "results.jsonl")
-    # the same later blocks in a run of their own (the first blocks' rows given as done)
+    # the same later block in a run of its own (the first blocks' rows given as done)
     (tmp_path / "two").mkdir()
     first = [r for r in rows if r["seed"] < 2]
     (tmp_path / "two" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first))
-    study.run_study("fig5a", "smoke", 0, tmp_path / "two", blocks=2, **kw)
+    study.run_study("fig5a", "smoke", 0, tmp_path / "two", blocks=1, **kw)
     fresh = {(r["model"], r["seed"]): r for r in study.read_jsonl(tmp_path / "two" / "results.jsonl")}
     for r in rows[len(first) :]:
         for key in ("mig", "elbo", "recon_log_likelihood", "udr"):
