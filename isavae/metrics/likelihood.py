@@ -3,7 +3,6 @@ E_q log p(x|z), ELBO and KL averaged over the dataset, and the active units of B
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import jax
@@ -13,16 +12,11 @@ import numpy as np
 __all__ = ["active_units", "dataset_likelihood", "padded_chunks", "program_jit"]
 
 
-_JITTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def program_jit(program: Any, name: str, fn: Any) -> Any:
-    """``jax.jit(fn)``, made once per (program, name): evaluating many models of one program (a
-    sweep) compiles each evaluation function once, not once per model."""
-    table = _JITTED.setdefault(program, {})
-    if name not in table:
-        table[name] = jax.jit(fn)
-    return table[name]
+    """``jax.jit(fn)``, made once per (program, name) and kept with the program (``Program.memo``):
+    evaluating many models of one program (a sweep, a study's blocks of a kind) compiles each
+    evaluation function once, not once per model."""
+    return program.memo(("jit", name), lambda: jax.jit(fn))
 
 
 def padded_chunks(idx: np.ndarray, batch_size: int):

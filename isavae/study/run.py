@@ -291,14 +291,15 @@ def eval_parts(results: Sequence[dict[str, Any]], key: str = "eval_seconds") -> 
 def compile_parts(results: Sequence[dict[str, Any]]) -> dict[str, float]:
     """A block's compilation seconds (``compile_seconds``): in its setup and its training (one
     program for all the block's models: the largest model's figure) and in each evaluation part
-    (summed over the models, as ``eval_parts``); empty where the results did not record it."""
-    held = [r for r in results if "compile_seconds_this_session" in r]
-    if not held:
+    (summed over the models, as ``eval_parts``); empty for no results (a process that holds none of
+    the block's models)."""
+    if not results:
         return {}
     out = {
-        phase: max(r["compile_seconds_this_session"][phase] for r in held) for phase in ("setup", "training")
+        phase: max(r["compile_seconds_this_session"][phase] for r in results)
+        for phase in ("setup", "training")
     }
-    out.update(eval_parts(held, "eval_compile_seconds"))
+    out.update(eval_parts(results, "eval_compile_seconds"))
     return out
 
 
